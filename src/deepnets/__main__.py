@@ -1,0 +1,3 @@
+from deepnets.cli import main
+
+raise SystemExit(main())

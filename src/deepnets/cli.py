@@ -1,0 +1,204 @@
+"""The command line: parse, then call library functions. Errors the user can fix print one
+message and exit with status 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import sys
+from pathlib import Path
+
+from deepnets import DeepnetsError
+
+
+def _run_dir(experiment_id: str, preset: str, seed: int) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / experiment_id / f"{stamp}-{preset}-s{seed}"
+
+
+def _resolve_config(args: argparse.Namespace):
+    from deepnets.config import apply_overrides
+    from deepnets.registry import get_experiment
+
+    experiment = get_experiment(args.experiment)
+    preset = args.preset or experiment.default_preset
+    config = apply_overrides(experiment.preset(preset), args.set or [])
+    if args.seed is not None:
+        config = dataclasses.replace(config, seed=args.seed)
+    if args.device is not None:
+        config = dataclasses.replace(config, device=args.device)
+    return experiment, preset, config
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from deepnets.registry import EXPERIMENTS
+    from deepnets.results import format_metric, latest_rows
+
+    latest = latest_rows()
+    print(f"{'id':16s} {'published':34s} {'ours':28s} presets")
+    for experiment in EXPERIMENTS.values():
+        published = (f"{format_metric(experiment.metric, experiment.published.value)} "
+                     f"({experiment.published.source})")
+        ours = [
+            f"{format_metric(r['metric'], float(r['mean']))} [{p}]"
+            for (eid, p), r in latest.items() if eid == experiment.id
+        ]
+        print(f"{experiment.id:16s} {published:34s} {'; '.join(ours) or 'not yet run':28s} "
+              f"{', '.join(experiment.presets)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from deepnets.train.supervised import load_run, train_and_evaluate
+
+    if args.resume:
+        experiment, config, meta = load_run(Path(args.resume))
+        if args.device is not None:
+            config = dataclasses.replace(config, device=args.device)
+        summary = train_and_evaluate(
+            experiment, config, Path(args.resume), preset=meta.get("preset", "custom"),
+            resume=True, progress=not args.quiet,
+        )
+    else:
+        if args.experiment is None:
+            raise DeepnetsError("run needs an experiment id (deepnets list) or --resume RUN_DIR")
+        experiment, preset, config = _resolve_config(args)
+        run_dir = Path(args.run_dir) if args.run_dir else _run_dir(experiment.id, preset,
+                                                                     config.seed)
+        if (run_dir / "checkpoint.safetensors").exists():
+            raise DeepnetsError(f"{run_dir} already holds a run; use --resume {run_dir} "
+                                "or another --run-dir")
+        print(f"{experiment.id} [{preset}] -> {run_dir}")
+        summary = train_and_evaluate(experiment, config, run_dir, preset=preset,
+                                     progress=not args.quiet)
+    if summary is not None and args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from deepnets.train.supervised import evaluate_run
+
+    metrics = evaluate_run(Path(args.run_dir), args.device or "auto", args.split)
+    print(" ".join(f"{args.split} {k} {v:.4f}" for k, v in metrics.items()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from deepnets.registry import get_experiment
+    from deepnets.train.supervised import train_and_evaluate
+
+    experiment = get_experiment("convnet-digits")
+    config = experiment.preset(None)
+    run_dir = Path(args.run_dir) if args.run_dir else _run_dir(experiment.id, "small", 0)
+    print(f"demo: {experiment.title}\n      run folder {run_dir}")
+    summary = train_and_evaluate(experiment, config, run_dir, preset="small",
+                                 progress=not args.quiet)
+    if summary is not None:
+        print(f"demo: test accuracy {100 * summary['value']:.2f}% on "
+              f"{len(experiment.load_data(config)['test'][1])} held-out digits, "
+              f"{summary['wall_seconds']:.1f}s of training")
+    return 0
+
+
+def cmd_figure(args: argparse.Namespace) -> int:
+    from deepnets.figures import FIGURES
+
+    if args.name not in FIGURES:
+        raise DeepnetsError(f"unknown figure {args.name!r}; figures: {', '.join(FIGURES)}")
+    out = FIGURES[args.name](run_dir=args.run_dir, out=args.out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from deepnets.results import append_row, bench_row, write_results_md
+    from deepnets.train.supervised import train_and_evaluate
+
+    experiment, preset, base = _resolve_config(args)
+    if args.seeds < 1:
+        raise DeepnetsError("--seeds must be at least 1")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    summaries = []
+    for k in range(args.seeds):
+        config = dataclasses.replace(base, seed=base.seed + k)
+        run_dir = Path("runs") / "bench" / experiment.id / f"{stamp}-{preset}-s{config.seed}"
+        print(f"bench {experiment.id} [{preset}] seed {config.seed} -> {run_dir}")
+        summary = train_and_evaluate(experiment, config, run_dir, preset=preset,
+                                     progress=not args.quiet)
+        if summary is None:  # a non-zero rank under torchrun
+            return 0
+        summaries.append(summary)
+    if args.set:
+        preset = f"{preset}+{','.join(args.set)}"
+    path = append_row(bench_row(experiment, preset, summaries))
+    write_results_md()
+    print(f"appended a row to {path} and regenerated RESULTS.md")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deepnets", description=__doc__)
+    parser.add_argument("--offline", action="store_true",
+                        help="never download; fail with the list of files to put in place")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="every experiment: published number, our latest result")
+
+    def training_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--preset", help="tiny, small (default) or paper")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a config field (repeatable), type-checked")
+        p.add_argument("--seed", type=int)
+        p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    run = sub.add_parser("run", help="train and evaluate one experiment")
+    run.add_argument("experiment", nargs="?")
+    training_options(run)
+    run.add_argument("--run-dir", help="where to write (default runs/ID/DATE-PRESET-sSEED)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    ev = sub.add_parser("eval", help="re-evaluate a saved run")
+    ev.add_argument("run_dir")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
+    demo = sub.add_parser("demo", help="the embedded default: a ConvNet on scikit-learn's digits")
+    demo.add_argument("--run-dir")
+    demo.add_argument("--quiet", action="store_true")
+
+    fig = sub.add_parser("figure", help="redraw one of the review's figures")
+    fig.add_argument("name")
+    fig.add_argument("run_dir", nargs="?")
+    fig.add_argument("--out", help="output file (default figures/NAME.png)")
+
+    bench = sub.add_parser("bench", help="run seeds, append a results row, regenerate RESULTS.md")
+    bench.add_argument("experiment")
+    training_options(bench)
+    bench.add_argument("--seeds", type=int, default=3)
+    return parser
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "eval": cmd_eval, "demo": cmd_demo,
+            "figure": cmd_figure, "bench": cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from deepnets.data.store import set_offline
+
+    if args.offline:
+        set_offline(True)
+    try:
+        return COMMANDS[args.command](args)
+    except DeepnetsError as err:
+        print(f"deepnets: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("deepnets: interrupted; the last finished epoch's checkpoint is kept",
+              file=sys.stderr)
+        return 130

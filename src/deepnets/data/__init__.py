@@ -1,0 +1,1 @@
+"""Data sets: the data store (root, download, checksum) and one loader per data set."""

@@ -1,0 +1,24 @@
+"""Training-data generators on tensors (no torchvision): random translations and flips."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def random_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image of x (B, C, H, W) by up to max_shift pixels in each direction.
+
+    Zero-pads by max_shift (zero after standardisation is not black, so the padding value is the
+    batch minimum, the background), then crops an HxW window at a random offset per image.
+    """
+    if max_shift <= 0:
+        return x
+    b, c, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4, value=float(x.min()))  # (B, C, H+2s, W+2s)
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, b), generator=generator).to(x.device)
+    rows = offsets[0, :, None] + torch.arange(h, device=x.device)  # (B, H)
+    cols = offsets[1, :, None] + torch.arange(w, device=x.device)  # (B, W)
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    chan = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, H, W)

@@ -1,0 +1,106 @@
+"""MNIST (LeCun, Cortes & Burges): 60,000 training and 10,000 test digits, 28x28, in IDX files.
+
+The four canonical gzip files are fetched through the data store and parsed here. The
+validation split is carved from the end of the training set; the test set is only for the
+final evaluation.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepnets import DeepnetsError
+from deepnets.data.store import RemoteFile, fetch
+
+_SOURCE = "http://yann.lecun.com/exdb/mnist/"
+_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+
+FILES = {
+    "train_images": RemoteFile(
+        "train-images-idx3-ubyte.gz",
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        (_SOURCE + "train-images-idx3-ubyte.gz", _MIRROR + "train-images-idx3-ubyte.gz"),
+    ),
+    "train_labels": RemoteFile(
+        "train-labels-idx1-ubyte.gz",
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        (_SOURCE + "train-labels-idx1-ubyte.gz", _MIRROR + "train-labels-idx1-ubyte.gz"),
+    ),
+    "test_images": RemoteFile(
+        "t10k-images-idx3-ubyte.gz",
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        (_SOURCE + "t10k-images-idx3-ubyte.gz", _MIRROR + "t10k-images-idx3-ubyte.gz"),
+    ),
+    "test_labels": RemoteFile(
+        "t10k-labels-idx1-ubyte.gz",
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        (_SOURCE + "t10k-labels-idx1-ubyte.gz", _MIRROR + "t10k-labels-idx1-ubyte.gz"),
+    ),
+}
+
+MEAN, STD = 0.1307, 0.3081  # pixel statistics of the training images on the 0-1 scale
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file (optionally gzip-compressed) of unsigned bytes into an array.
+
+    Layout: two zero bytes, a type byte (0x08 = uint8), a byte with the number of dimensions,
+    then each dimension as a big-endian uint32, then the data in C order.
+    """
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError, zlib.error) as err:
+        raise DeepnetsError(f"{path} cannot be read as an IDX file: {err}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise DeepnetsError(f"{path} is not an IDX file (bad magic number)")
+    if raw[2] != 0x08:
+        raise DeepnetsError(f"{path}: IDX type 0x{raw[2]:02x} is not unsigned bytes (0x08)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DeepnetsError(f"{path} is truncated inside its header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(shape)) if shape else 0
+    if len(raw) - header != expected:
+        raise DeepnetsError(
+            f"{path} holds {len(raw) - header} data bytes but its header promises "
+            f"{expected} for shape {shape} (truncated or corrupt file)"
+        )
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def load_mnist(val_size: int = 5000) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Return {"train", "val", "test"}: (images (N, 1, 28, 28) float, standardised; labels (N,))."""
+    paths = fetch("mnist", list(FILES.values()))
+    arrays = {key: read_idx(paths[remote.name]) for key, remote in FILES.items()}
+    for split, count in (("train", 60000), ("test", 10000)):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.shape != (count, 28, 28) or labels.shape != (count,):
+            raise DeepnetsError(
+                f"MNIST {split} files have shapes {images.shape} and {labels.shape}, "
+                f"expected ({count}, 28, 28) and ({count},)"
+            )
+        if labels.max() > 9:
+            raise DeepnetsError(f"MNIST {split} labels hold {labels.max()}, expected 0-9")
+
+    def to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(images.copy()).float().div_(255).sub_(MEAN).div_(STD)
+        return x.unsqueeze(1), torch.from_numpy(labels.astype(np.int64))  # (N, 1, 28, 28), (N,)
+
+    if not 0 <= val_size < 60000:
+        raise DeepnetsError(f"val_size must be in [0, 60000), got {val_size}")
+    train_x, train_y = to_tensors(arrays["train_images"], arrays["train_labels"])
+    cut = 60000 - val_size
+    return {
+        "train": (train_x[:cut], train_y[:cut]),
+        "val": (train_x[cut:], train_y[cut:]),
+        "test": to_tensors(arrays["test_images"], arrays["test_labels"]),
+    }

@@ -1,0 +1,194 @@
+"""The experiments: id -> (config presets, data, model, loop, metric, published number).
+
+The CLI, `deepnets list`, `deepnets bench` and the README table all read `EXPERIMENTS`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from deepnets import DeepnetsError
+from deepnets.config import TrainConfig
+from deepnets.data.augment import random_translate
+
+Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Published:
+    value: float  # in the experiment's metric (accuracy as a fraction for classifiers)
+    text: str  # how the paper states it
+    source: str  # who published it
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str  # the name users type
+    title: str  # one line for `deepnets list`
+    presets: dict[str, TrainConfig]  # tiny (tests), small (laptop, the default), paper
+    load_data: Callable[[TrainConfig], Splits]  # train / val / test tensors
+    build_model: Callable[[TrainConfig], nn.Module]  # a fresh model for the config
+    published: Published  # the number the paper reports
+    metric: str = "accuracy"  # the test-set figure reported
+    higher_is_better: bool = True  # direction of the metric
+    augment: Callable[[torch.Tensor, TrainConfig, torch.Generator], torch.Tensor] | None = None
+    loop: Literal["supervised"] = "supervised"  # which training loop runs it
+    default_preset: str = "small"  # the preset `deepnets run ID` uses
+    notes: tuple[str, ...] = field(default_factory=tuple)  # caveats shown in RESULTS.md
+
+    @property
+    def config_cls(self) -> type[TrainConfig]:
+        return type(self.presets[self.default_preset])
+
+    def preset(self, name: str | None) -> TrainConfig:
+        name = name or self.default_preset
+        if name not in self.presets:
+            raise DeepnetsError(
+                f"{self.id} has no preset {name!r}; presets: {', '.join(self.presets)}"
+            )
+        return self.presets[name]
+
+
+# --- mlp-mnist -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MLPMnistConfig(TrainConfig):
+    hidden: tuple[int, ...] = (800, 800)  # hidden layer sizes
+    activation: Literal["relu", "tanh", "logistic"] = "relu"  # hidden (and squared-error) units
+    loss: Literal["cross_entropy", "squared_error"] = "cross_entropy"  # output loss
+    dropout: float = 0.5  # dropout on hidden units
+    input_dropout: float = 0.2  # dropout on input pixels
+    max_shift: int = 2  # random translation of training images, in pixels (0: off)
+
+
+def _mnist(config: TrainConfig) -> Splits:
+    from deepnets.data.mnist import load_mnist
+
+    return _subset(load_mnist(config.val_size), config)
+
+
+def _subset(splits: Splits, config: TrainConfig) -> Splits:
+    if config.train_subset > 0:
+        x, y = splits["train"]
+        splits = {**splits, "train": (x[: config.train_subset], y[: config.train_subset])}
+    return splits
+
+
+def _shift(x: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    return random_translate(x, config.max_shift, generator)  # type: ignore[attr-defined]
+
+
+def _mlp(config: MLPMnistConfig, in_features: int = 784) -> nn.Module:
+    from deepnets.models.mlp import MLP
+
+    sizes = (in_features, *config.hidden, 10)
+    return MLP(sizes, config.activation, config.loss, config.dropout, config.input_dropout)
+
+
+MLP_MNIST = Experiment(
+    id="mlp-mnist",
+    title="Multilayer net trained by backprop + SGD (Fig. 1)",
+    presets={
+        "tiny": MLPMnistConfig(
+            hidden=(64,), epochs=2, batch_size=64, train_subset=2000, val_size=1000,
+            dropout=0.0, input_dropout=0.0, max_shift=0, lr=0.05, log_every=10,
+        ),
+        "small": MLPMnistConfig(epochs=30, batch_size=128, lr=0.05, weight_decay=0.0),
+        "paper": MLPMnistConfig(
+            hidden=(800,), activation="logistic", dropout=0.0, input_dropout=0.0, max_shift=0,
+            epochs=50, lr=0.5, momentum=0.0, nesterov=False, schedule="step", step_every=20,
+            step_gamma=0.3, weight_decay=0.0, warmup=0.0, batch_size=32,
+        ),
+    },
+    load_data=_mnist,
+    build_model=_mlp,
+    augment=_shift,
+    published=Published(1 - 0.016, "1.6% test error, 800 hidden units", "Simard et al. 2003"),
+)
+
+
+# --- lenet5-mnist and the demo ConvNet on the scikit-learn digits -----------------------------
+
+
+@dataclass(frozen=True)
+class LeNet5Config(TrainConfig):
+    variant: Literal["modern", "classic"] = "modern"  # ReLU + max-pool, or scaled tanh + subsample
+    channels: tuple[int, int] = (6, 16)  # feature maps of C1 and C3
+    kernel_size: int = 5  # convolution kernel side
+    padding: tuple[int, int] = (2, 0)  # zero padding of C1 and C3
+    hidden: tuple[int, int] = (120, 84)  # units of F5 and F6
+    dropout: float = 0.0  # dropout before F6 and the output
+    max_shift: int = 0  # random translation of training images, in pixels (0: off)
+
+
+def _lenet5(config: LeNet5Config, image_size: int = 28) -> nn.Module:
+    from deepnets.models.lenet5 import LeNet5
+
+    return LeNet5(
+        config.variant, 1, image_size, config.channels, config.kernel_size, config.padding,
+        config.hidden, 10, config.dropout,
+    )
+
+
+LENET5_MNIST = Experiment(
+    id="lenet5-mnist",
+    title="LeNet-5 convolutional net (ConvNets, refs 41-42)",
+    presets={
+        "tiny": LeNet5Config(
+            epochs=2, batch_size=64, train_subset=2000, val_size=1000, lr=0.05, log_every=10,
+        ),
+        "small": LeNet5Config(epochs=4, batch_size=128, lr=0.1, weight_decay=5e-4),
+        "paper": LeNet5Config(variant="classic", epochs=20, batch_size=32, lr=0.02),
+    },
+    load_data=_mnist,
+    build_model=_lenet5,
+    augment=_shift,
+    published=Published(1 - 0.0095, "0.95% test error", "LeCun et al. 1998"),
+)
+
+
+def _digits(config: TrainConfig) -> Splits:
+    from deepnets.data.digits import load_digits
+
+    return _subset(load_digits(), config)
+
+
+_DIGITS_NET = dict(channels=(16, 32), kernel_size=3, padding=(1, 1), hidden=(64, 32))
+
+CONVNET_DIGITS = Experiment(
+    id="convnet-digits",
+    title="Small ConvNet on scikit-learn's 8x8 digits (the embedded demo)",
+    presets={
+        "tiny": LeNet5Config(**_DIGITS_NET, epochs=2, batch_size=32, lr=0.05, val_size=180),
+        "small": LeNet5Config(
+            **_DIGITS_NET, epochs=30, batch_size=32, lr=0.05, val_size=180, max_shift=1,
+        ),
+    },
+    load_data=_digits,
+    build_model=lambda config: _lenet5(config, image_size=8),
+    augment=_shift,
+    published=Published(0.97, "97% test accuracy (this project's demo target)", "deepnets"),
+    notes=("No paper number: the demo's own target.",),
+)
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.id: e for e in (MLP_MNIST, LENET5_MNIST, CONVNET_DIGITS)
+}
+
+
+def get_experiment(name: str) -> Experiment:
+    if name in EXPERIMENTS:
+        return EXPERIMENTS[name]
+    close = difflib.get_close_matches(name, list(EXPERIMENTS), n=3, cutoff=0.4)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise DeepnetsError(
+        f"unknown experiment {name!r}.{hint} Known: {', '.join(EXPERIMENTS)} (deepnets list)"
+    )

@@ -1,0 +1,1 @@
+"""The training loops (supervised now; layer-wise pre-training and reinforcement later)."""

@@ -1,0 +1,60 @@
+"""Device choice and data-parallel set-up: one process per device under `torchrun` (DDP).
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them this is a single process.
+The backend is gloo on CPU and nccl on CUDA.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from deepnets import DeepnetsError
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int  # this process's index among all processes
+    world_size: int  # number of processes
+    device: torch.device  # where this process trains
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise DeepnetsError("--device cuda was asked for, but torch sees no CUDA device")
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if name == "cpu":
+        return torch.device("cpu")
+    raise DeepnetsError(f"unknown device {name!r}; use auto, cpu or cuda")
+
+
+def setup(device_name: str) -> Context:
+    """Start the process group when launched by torchrun; return this process's context."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = resolve_device(device_name, int(os.environ.get("LOCAL_RANK", "0")))
+    if world_size > 1 and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Context(rank, world_size, device)
+
+
+def barrier(ctx: Context) -> None:
+    if ctx.world_size > 1:
+        dist.barrier()
+
+
+def teardown(ctx: Context) -> None:
+    if ctx.world_size > 1 and dist.is_initialized():
+        dist.destroy_process_group()
