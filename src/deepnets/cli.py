@@ -7,10 +7,17 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
 import sys
 from pathlib import Path
 
 from deepnets import DeepnetsError
+
+
+def _say(text: str) -> None:
+    """Print on the main process only (torchrun starts one process per rank)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(text)
 
 
 def _run_dir(experiment_id: str, preset: str, seed: int) -> Path:
@@ -70,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if (run_dir / "checkpoint.safetensors").exists():
             raise DeepnetsError(f"{run_dir} already holds a run; use --resume {run_dir} "
                                 "or another --run-dir")
-        print(f"{experiment.id} [{preset}] -> {run_dir}")
+        _say(f"{experiment.id} [{preset}] -> {run_dir}")
         summary = train_and_evaluate(experiment, config, run_dir, preset=preset,
                                      progress=not args.quiet)
     if summary is not None and args.json:
@@ -125,7 +132,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for k in range(args.seeds):
         config = dataclasses.replace(base, seed=base.seed + k)
         run_dir = Path("runs") / "bench" / experiment.id / f"{stamp}-{preset}-s{config.seed}"
-        print(f"bench {experiment.id} [{preset}] seed {config.seed} -> {run_dir}")
+        _say(f"bench {experiment.id} [{preset}] seed {config.seed} -> {run_dir}")
         summary = train_and_evaluate(experiment, config, run_dir, preset=preset,
                                      progress=not args.quiet)
         if summary is None:  # a non-zero rank under torchrun

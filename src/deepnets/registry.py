@@ -144,7 +144,7 @@ LENET5_MNIST = Experiment(
         "tiny": LeNet5Config(
             epochs=2, batch_size=64, train_subset=2000, val_size=1000, lr=0.05, log_every=10,
         ),
-        "small": LeNet5Config(epochs=4, batch_size=128, lr=0.1, weight_decay=5e-4),
+        "small": LeNet5Config(epochs=3, batch_size=128, lr=0.05, warmup=0.1),
         "paper": LeNet5Config(variant="classic", epochs=20, batch_size=32, lr=0.02),
     },
     load_data=_mnist,

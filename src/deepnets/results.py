@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import os
 import statistics
 from pathlib import Path
 
@@ -20,8 +21,9 @@ README_END = "<!-- end of systems table -->"
 
 
 def project_root() -> Path:
-    """The checkout this package runs from (results/ lives there)."""
-    return Path(__file__).resolve().parents[2]
+    """Where results/, RESULTS.md and README.md live: `$DEEPNETS_RESULTS`, else this checkout."""
+    override = os.environ.get("DEEPNETS_RESULTS")
+    return Path(override) if override else Path(__file__).resolve().parents[2]
 
 
 def bench_row(experiment: Experiment, preset: str, summaries: list[dict]) -> dict:

@@ -81,6 +81,14 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     )
 
 
+def build_model(experiment: Experiment, config: TrainConfig) -> nn.Module:
+    """A fresh model for the config; a config that makes no valid model is the user's error."""
+    try:
+        return experiment.build_model(config)
+    except ValueError as err:
+        raise DeepnetsError(f"{experiment.id}: the config makes no valid model: {err}") from None
+
+
 def batch_loss(model: nn.Module, logits: torch.Tensor, y: torch.Tensor, config: TrainConfig):
     """The model's own loss where it defines one, else cross-entropy."""
     own = getattr(model, "loss", None)
@@ -175,6 +183,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
         )
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+    restored = ckpt.load_checkpoint(run_dir) if resume else None
     torch.manual_seed(config.seed)
 
     splits = experiment.load_data(config)
@@ -186,13 +195,13 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
             f"{config.batch_size}"
         )
     total_steps = steps_per_epoch * config.epochs
-    model = experiment.build_model(config).to(device)
+    model = build_model(experiment, config).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
     state = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "train_seconds": 0.0}
-    if resume:
-        model_state, optimizer_state, state = ckpt.load_checkpoint(run_dir)
+    if restored is not None:
+        model_state, optimizer_state, state = restored
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state)
         log(f"resuming {run_dir} after epoch {state['epoch']}")
@@ -317,7 +326,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", split: str = "test") -> di
     """Re-evaluate a saved run: its best (or last) weights on a split."""
     experiment, config, _ = load_run(run_dir)
     dev = distributed.resolve_device(device)
-    model = experiment.build_model(config).to(dev)
+    model = build_model(experiment, config).to(dev)
     weights = Path(run_dir) / ckpt.BEST
     if weights.is_file():
         model.load_state_dict(ckpt.load_weights(weights))

@@ -1,0 +1,121 @@
+"""The command line end to end, through a subprocess; bad input never ends in a traceback."""
+
+import gzip
+import json
+import shutil
+
+import pytest
+from conftest import MNIST_FILES, needs_mnist, run_cli, shared_data
+
+from deepnets.cli import main
+from deepnets.data import mnist, store
+
+
+def _no_traceback(result):
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 2
+    return result.stderr
+
+
+def test_unknown_experiment_suggests_close_names():
+    err = _no_traceback(run_cli("run", "lenet-mnist"))
+    assert "unknown experiment 'lenet-mnist'" in err and "lenet5-mnist" in err
+
+
+def test_bad_override_value_and_unknown_key():
+    err = _no_traceback(run_cli("run", "convnet-digits", "--set", "lr=abc"))
+    assert "bad value for lr" in err
+    err = _no_traceback(run_cli("run", "convnet-digits", "--set", "learning_rate=0.1"))
+    assert "unknown config key 'learning_rate'" in err
+
+
+def test_unknown_preset():
+    err = _no_traceback(run_cli("run", "convnet-digits", "--preset", "huge"))
+    assert "no preset 'huge'" in err and "tiny" in err
+
+
+def test_resume_folder_that_is_not_a_run(tmp_path):
+    err = _no_traceback(run_cli("run", "--resume", str(tmp_path)))
+    assert "not a run folder" in err
+    (tmp_path / "config.json").write_text(json.dumps({"experiment": "convnet-digits",
+                                                      "config": {}}))
+    err = _no_traceback(run_cli("run", "--resume", str(tmp_path)))
+    assert "checkpoint.safetensors" in err
+
+
+def test_missing_mnist_offline_names_files_and_folder(tmp_path):
+    err = _no_traceback(run_cli("--offline", "run", "lenet5-mnist", "--preset", "tiny",
+                                env={"DEEPNETS_DATA": str(tmp_path)}))
+    assert "train-images-idx3-ubyte.gz" in err and str(tmp_path / "mnist") in err
+
+
+@needs_mnist
+def test_corrupt_mnist_file_is_named(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in MNIST_FILES:
+        shutil.copy(shared_data() / "mnist" / name, folder / name)
+    labels = folder / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes())[:-5]))
+    err = _no_traceback(run_cli("run", "lenet5-mnist", "--preset", "tiny",
+                                env={"DEEPNETS_DATA": str(tmp_path)}))
+    assert "t10k-labels-idx1-ubyte.gz is corrupt" in err and "sha256" in err
+
+
+def test_no_network_names_the_files(tmp_path, monkeypatch, capsys):
+    """With no network (here: a closed local port), the error says what to put where."""
+    monkeypatch.setenv("DEEPNETS_DATA", str(tmp_path))
+    store.set_offline(False)
+    closed = {k: store.RemoteFile(r.name, r.sha256, ("http://127.0.0.1:9/" + r.name,))
+              for k, r in mnist.FILES.items()}
+    monkeypatch.setattr(mnist, "FILES", closed)
+    try:
+        code = main(["run", "lenet5-mnist", "--preset", "tiny", "--run-dir",
+                     str(tmp_path / "run")])
+    finally:
+        store.set_offline(None)
+    err = capsys.readouterr().err
+    assert code == 2 and "could not download" in err and str(tmp_path / "mnist") in err
+
+
+def test_run_eval_list_and_bench_end_to_end(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("run", "convnet-digits", "--preset", "tiny", "--run-dir", str(run_dir),
+                     "--json", "--quiet", "--set", "epochs=5", "--set", "lr=0.1")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["experiment"] == "convnet-digits" and summary["value"] > 0.8
+    again = run_cli("run", "convnet-digits", "--preset", "tiny", "--run-dir", str(run_dir))
+    assert "already holds a run" in _no_traceback(again)
+    evaluated = run_cli("eval", str(run_dir))
+    assert evaluated.returncode == 0
+    assert f"test accuracy {summary['value']:.4f}" in evaluated.stdout
+
+    root = tmp_path / "root"
+    (root / "results").mkdir(parents=True)
+    env = {"DEEPNETS_RESULTS": str(root)}
+    bench = run_cli("bench", "convnet-digits", "--preset", "tiny", "--seeds", "2", "--quiet",
+                    env=env, cwd=tmp_path)
+    assert bench.returncode == 0, bench.stderr
+    rows = (root / "results" / "convnet-digits.csv").read_text().splitlines()
+    assert rows[0].startswith("experiment,preset,metric,mean,std,seeds,published,epochs")
+    assert rows[1].startswith("convnet-digits,tiny,accuracy,") and ",2,0.97," in rows[1]
+    assert "convnet-digits" in (root / "RESULTS.md").read_text()
+    listing = run_cli("list", env=env)
+    assert listing.returncode == 0 and "[tiny]" in listing.stdout
+    assert "lenet5-mnist" in listing.stdout and "0.95% error" in listing.stdout
+
+
+def test_figure_fig1_writes_a_png(tmp_path):
+    out = tmp_path / "fig1.png"
+    result = run_cli("figure", "fig1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    assert "unknown figure" in _no_traceback(run_cli("figure", "fig9"))
+
+
+@pytest.mark.slow
+def test_demo_reaches_97_percent(tmp_path):
+    result = run_cli("demo", "--run-dir", str(tmp_path / "demo"), "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "demo" / "summary.json").read_text())["value"] >= 0.97
