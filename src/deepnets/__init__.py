@@ -4,4 +4,4 @@ __version__ = "0.1.0"
 
 
 class DeepnetsError(Exception):
-    """An error the user can fix (bad input, missing data); the CLI prints it without a traceback."""
+    """An error the user can fix (bad input, missing data); printed without a traceback."""

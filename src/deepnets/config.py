@@ -1,4 +1,4 @@
-"""Typed experiment configs: the fields every training run shares, and checked `key=value` overrides.
+"""Typed experiment configs: the fields every run shares, and type-checked `key=value` overrides.
 
 Each experiment subclasses `TrainConfig` with its own model fields; its presets are instances.
 """

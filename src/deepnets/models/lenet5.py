@@ -71,6 +71,17 @@ class LeNet5(nn.Module):
         self.f6 = nn.Linear(hidden[0], hidden[1])
         self.out = nn.Linear(hidden[1], n_classes)
         self.dropout = dropout
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Modern: He initialisation for ReLU units. Classic: uniform +/- 2.4 / fan-in (paper)."""
+        for layer in (self.c1, self.c3, self.f5, self.f6, self.out):
+            if self.variant == "modern":
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+            else:
+                fan_in = layer.weight[0].numel()
+                nn.init.uniform_(layer.weight, -2.4 / fan_in, 2.4 / fan_in)
+            nn.init.zeros_(layer.bias)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every layer's output for input x (B, C, H, W), bottom to top, class scores last."""

@@ -55,6 +55,15 @@ def barrier(ctx: Context) -> None:
         dist.barrier()
 
 
+def mean_over_ranks(ctx: Context, value: torch.Tensor) -> torch.Tensor:
+    """The mean of a scalar over all ranks, so that every rank takes the same decision on it."""
+    if ctx.world_size == 1:
+        return value
+    total = value.detach().clone()
+    dist.all_reduce(total)
+    return total / ctx.world_size
+
+
 def teardown(ctx: Context) -> None:
     if ctx.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()

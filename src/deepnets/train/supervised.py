@@ -77,7 +77,8 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     if config.optimizer == "adam":
         return torch.optim.Adam(groups, lr=config.lr, betas=(config.momentum, 0.999))
     return torch.optim.SGD(
-        groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0
+        groups, lr=config.lr, momentum=config.momentum,
+        nesterov=config.nesterov and config.momentum > 0,
     )
 
 
@@ -256,7 +257,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
             running += loss.detach()
             running_n += 1
             if (step + 1) % config.log_every == 0 or i == steps_per_epoch - 1:
-                mean_loss = float(running) / running_n
+                mean_loss = float(distributed.mean_over_ranks(ctx, running)) / running_n
                 if not math.isfinite(mean_loss):
                     raise NonFiniteLossError(
                         f"training loss became {mean_loss} at epoch {epoch + 1}, step {step + 1} "
