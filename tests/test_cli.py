@@ -4,7 +4,6 @@ import gzip
 import json
 import shutil
 
-import pytest
 from conftest import MNIST_FILES, needs_mnist, run_cli, shared_data
 
 from deepnets.cli import main
@@ -114,7 +113,6 @@ def test_figure_fig1_writes_a_png(tmp_path):
     assert "unknown figure" in _no_traceback(run_cli("figure", "fig9"))
 
 
-@pytest.mark.slow
 def test_demo_reaches_97_percent(tmp_path):
     result = run_cli("demo", "--run-dir", str(tmp_path / "demo"), "--quiet")
     assert result.returncode == 0, result.stderr

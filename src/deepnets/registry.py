@@ -144,7 +144,10 @@ LENET5_MNIST = Experiment(
         "tiny": LeNet5Config(
             epochs=2, batch_size=64, train_subset=2000, val_size=1000, lr=0.05, log_every=10,
         ),
-        "small": LeNet5Config(epochs=3, batch_size=128, lr=0.05, warmup=0.1),
+        "small": LeNet5Config(epochs=8, batch_size=128, lr=0.05, warmup=0.1, max_shift=1),
+        # The speed benchmark's preset: shortest schedule that reaches 99.0%, on all 60,000
+        # training images like the reference it is timed against (no validation split).
+        "fast": LeNet5Config(epochs=4, batch_size=128, lr=0.05, warmup=0.1, val_size=0),
         "paper": LeNet5Config(variant="classic", epochs=20, batch_size=32, lr=0.02),
     },
     load_data=_mnist,
