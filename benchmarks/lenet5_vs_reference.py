@@ -54,8 +54,10 @@ class ReferenceNet(nn.Module):
 def accuracy(model, x, y) -> float:
     model.eval()
     with torch.no_grad():
-        return sum(int((model(x[i:i + 1000]).argmax(1) == y[i:i + 1000]).sum())
-                   for i in range(0, len(y), 1000)) / len(y)
+        return sum(
+            int((model(x[i : i + 1000]).argmax(1) == y[i : i + 1000]).sum())
+            for i in range(0, len(y), 1000)
+        ) / len(y)
 
 
 def reference_time_to_target(seed: int, max_epochs: int = 14) -> dict:
@@ -86,12 +88,19 @@ def reference_time_to_target(seed: int, max_epochs: int = 14) -> dict:
 def ours(seed: int) -> dict:
     config = dataclasses.replace(LENET5_MNIST.preset("fast"), seed=seed, device="cpu")
     with tempfile.TemporaryDirectory() as run_dir:
-        summary = train_and_evaluate(LENET5_MNIST, config, Path(run_dir), preset="fast",
-                                     progress=False, log=lambda s: None)
-    print(f"  ours seed {seed}: test {summary['value']:.4f}, {summary['wall_seconds']:.1f}s",
-          flush=True)
-    return {"seconds": summary["wall_seconds"], "epochs": summary["epochs"],
-            "accuracy": summary["value"], "batch_size": config.batch_size}
+        summary = train_and_evaluate(
+            LENET5_MNIST, config, Path(run_dir), preset="fast", progress=False, log=lambda s: None
+        )
+    print(
+        f"  ours seed {seed}: test {summary['value']:.4f}, {summary['wall_seconds']:.1f}s",
+        flush=True,
+    )
+    return {
+        "seconds": summary["wall_seconds"],
+        "epochs": summary["epochs"],
+        "accuracy": summary["value"],
+        "batch_size": config.batch_size,
+    }
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 15) -> float:
@@ -131,19 +140,22 @@ def main() -> None:
     steps = ours_runs[0]["epochs"] * (n_train // ours_runs[0]["batch_size"])
     achieved = step_flops(ours_runs[0]["batch_size"]) * steps / ours_s / 1e9
     report = {
-        "target_test_accuracy": TARGET, "matmul_gflops": round(peak, 1),
-        "ours": ours_runs, "reference": ref_runs,
-        "ours_median_seconds": round(ours_s, 2), "reference_median_seconds": round(ref_s, 2),
+        "target_test_accuracy": TARGET,
+        "matmul_gflops": round(peak, 1),
+        "ours": ours_runs,
+        "reference": ref_runs,
+        "ours_median_seconds": round(ours_s, 2),
+        "reference_median_seconds": round(ref_s, 2),
         "speedup": round(ref_s / ours_s, 2),
         "ours_all_reached_target": all(r["accuracy"] >= TARGET for r in ours_runs),
         "train_step_gflops": round(achieved, 1),
         "fraction_of_matmul_peak": round(achieved / peak, 3),
-        "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in report.items() if k not in ("ours", "reference")},
-                     indent=2))
+    print(json.dumps({k: v for k, v in report.items() if k not in ("ours", "reference")}, indent=2))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_FILES = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"]
+MNIST_FILES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
 
 
 def shared_data() -> Path | None:
@@ -17,16 +21,24 @@ def shared_data() -> Path | None:
     return None
 
 
-needs_mnist = pytest.mark.skipif(shared_data() is None,
-                                 reason="set DEEPNETS_DATA to a folder holding mnist/")
+needs_mnist = pytest.mark.skipif(
+    shared_data() is None, reason="set DEEPNETS_DATA to a folder holding mnist/"
+)
 
 
-def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run `python -m deepnets ARGS` in a subprocess, as a user would."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "deepnets", *args], capture_output=True,
-                          text=True, env=full_env, cwd=cwd, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "deepnets", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -36,15 +36,24 @@ def test_unknown_preset():
 def test_resume_folder_that_is_not_a_run(tmp_path):
     err = _no_traceback(run_cli("run", "--resume", str(tmp_path)))
     assert "not a run folder" in err
-    (tmp_path / "config.json").write_text(json.dumps({"experiment": "convnet-digits",
-                                                      "config": {}}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"experiment": "convnet-digits", "config": {}})
+    )
     err = _no_traceback(run_cli("run", "--resume", str(tmp_path)))
     assert "checkpoint.safetensors" in err
 
 
 def test_missing_mnist_offline_names_files_and_folder(tmp_path):
-    err = _no_traceback(run_cli("--offline", "run", "lenet5-mnist", "--preset", "tiny",
-                                env={"DEEPNETS_DATA": str(tmp_path)}))
+    err = _no_traceback(
+        run_cli(
+            "--offline",
+            "run",
+            "lenet5-mnist",
+            "--preset",
+            "tiny",
+            env={"DEEPNETS_DATA": str(tmp_path)},
+        )
+    )
     assert "train-images-idx3-ubyte.gz" in err and str(tmp_path / "mnist") in err
 
 
@@ -56,8 +65,9 @@ def test_corrupt_mnist_file_is_named(tmp_path):
         shutil.copy(shared_data() / "mnist" / name, folder / name)
     labels = folder / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes())[:-5]))
-    err = _no_traceback(run_cli("run", "lenet5-mnist", "--preset", "tiny",
-                                env={"DEEPNETS_DATA": str(tmp_path)}))
+    err = _no_traceback(
+        run_cli("run", "lenet5-mnist", "--preset", "tiny", env={"DEEPNETS_DATA": str(tmp_path)})
+    )
     assert "t10k-labels-idx1-ubyte.gz is corrupt" in err and "sha256" in err
 
 
@@ -65,12 +75,13 @@ def test_no_network_names_the_files(tmp_path, monkeypatch, capsys):
     """With no network (here: a closed local port), the error says what to put where."""
     monkeypatch.setenv("DEEPNETS_DATA", str(tmp_path))
     store.set_offline(False)
-    closed = {k: store.RemoteFile(r.name, r.sha256, ("http://127.0.0.1:9/" + r.name,))
-              for k, r in mnist.FILES.items()}
+    closed = {
+        k: store.RemoteFile(r.name, r.sha256, ("http://127.0.0.1:9/" + r.name,))
+        for k, r in mnist.FILES.items()
+    }
     monkeypatch.setattr(mnist, "FILES", closed)
     try:
-        code = main(["run", "lenet5-mnist", "--preset", "tiny", "--run-dir",
-                     str(tmp_path / "run")])
+        code = main(["run", "lenet5-mnist", "--preset", "tiny", "--run-dir", str(tmp_path / "run")])
     finally:
         store.set_offline(None)
     err = capsys.readouterr().err
@@ -79,8 +90,20 @@ def test_no_network_names_the_files(tmp_path, monkeypatch, capsys):
 
 def test_run_eval_list_and_bench_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
-    result = run_cli("run", "convnet-digits", "--preset", "tiny", "--run-dir", str(run_dir),
-                     "--json", "--quiet", "--set", "epochs=5", "--set", "lr=0.1")
+    result = run_cli(
+        "run",
+        "convnet-digits",
+        "--preset",
+        "tiny",
+        "--run-dir",
+        str(run_dir),
+        "--json",
+        "--quiet",
+        "--set",
+        "epochs=5",
+        "--set",
+        "lr=0.1",
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["experiment"] == "convnet-digits" and summary["value"] > 0.8
@@ -93,8 +116,17 @@ def test_run_eval_list_and_bench_end_to_end(tmp_path):
     root = tmp_path / "root"
     (root / "results").mkdir(parents=True)
     env = {"DEEPNETS_RESULTS": str(root)}
-    bench = run_cli("bench", "convnet-digits", "--preset", "tiny", "--seeds", "2", "--quiet",
-                    env=env, cwd=tmp_path)
+    bench = run_cli(
+        "bench",
+        "convnet-digits",
+        "--preset",
+        "tiny",
+        "--seeds",
+        "2",
+        "--quiet",
+        env=env,
+        cwd=tmp_path,
+    )
     assert bench.returncode == 0, bench.stderr
     rows = (root / "results" / "convnet-digits.csv").read_text().splitlines()
     assert rows[0].startswith("experiment,preset,metric,mean,std,seeds,published,epochs")

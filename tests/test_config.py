@@ -6,17 +6,24 @@ from deepnets.registry import EXPERIMENTS, MLPMnistConfig, get_experiment
 
 
 def test_overrides_are_converted_to_field_types():
-    config = apply_overrides(MLPMnistConfig(), ["lr=0.3", "epochs=7", "nesterov=false",
-                                                "hidden=300x100", "optimizer=adam"])
+    config = apply_overrides(
+        MLPMnistConfig(),
+        ["lr=0.3", "epochs=7", "nesterov=false", "hidden=300x100", "optimizer=adam"],
+    )
     assert config.lr == 0.3 and config.epochs == 7 and config.nesterov is False
     assert config.hidden == (300, 100) and config.optimizer == "adam"
 
 
 @pytest.mark.parametrize(
     "override, message",
-    [("lr=abc", "bad value for lr"), ("epochs=1.5", "bad value for epochs"),
-     ("optimizer=rmsprop", "expected one of sgd, adam"), ("nesterov=maybe", "true or false"),
-     ("lrr=0.1", "did you mean lr"), ("lr", "key=value")],
+    [
+        ("lr=abc", "bad value for lr"),
+        ("epochs=1.5", "bad value for epochs"),
+        ("optimizer=rmsprop", "expected one of sgd, adam"),
+        ("nesterov=maybe", "true or false"),
+        ("lrr=0.1", "did you mean lr"),
+        ("lr", "key=value"),
+    ],
 )
 def test_bad_overrides_name_the_problem(override, message):
     with pytest.raises(DeepnetsError, match=message):

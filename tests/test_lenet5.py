@@ -8,7 +8,14 @@ def test_shapes_and_exact_parameter_count():
     model = _lenet5(LENET5_MNIST.preset("small"))
     maps = model.features(torch.zeros(3, 1, 28, 28))
     assert [tuple(m.shape[1:]) for m in maps] == [
-        (6, 28, 28), (6, 14, 14), (16, 10, 10), (16, 5, 5), (120,), (84,), (10,)]
+        (6, 28, 28),
+        (6, 14, 14),
+        (16, 10, 10),
+        (16, 5, 5),
+        (120,),
+        (84,),
+        (10,),
+    ]
     # C1 6*(25+1) + C3 16*(6*25+1) + F5 400*120+120 + F6 120*84+84 + out 84*10+10
     assert sum(p.numel() for p in model.parameters()) == 61_706
     classic = _lenet5(LENET5_MNIST.preset("paper"))

@@ -27,9 +27,13 @@ def test_one_backward_pass_gives_every_parameter_a_finite_gradient():
         assert p.grad.abs().sum() > 0, name
 
 
-CASES = [(a, l, out) for a in ("relu", "tanh", "logistic")
-         for l in ("cross_entropy", "squared_error") for out in (1, 4)
-         if not (l == "squared_error" and out == 1)]
+CASES = [
+    (a, l, out)
+    for a in ("relu", "tanh", "logistic")
+    for l in ("cross_entropy", "squared_error")
+    for out in (1, 4)
+    if not (l == "squared_error" and out == 1)
+]
 
 
 @pytest.mark.parametrize("activation, loss, n_out", CASES)
@@ -48,9 +52,10 @@ def test_explicit_backprop_equals_autograd(activation, loss, n_out):
         torch.testing.assert_close(gb, layer.bias.grad, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("activation, loss", [("tanh", "cross_entropy"),
-                                              ("logistic", "squared_error"),
-                                              ("relu", "cross_entropy")])
+@pytest.mark.parametrize(
+    "activation, loss",
+    [("tanh", "cross_entropy"), ("logistic", "squared_error"), ("relu", "cross_entropy")],
+)
 def test_explicit_backprop_matches_float64_finite_differences(activation, loss):
     torch.manual_seed(1)
     sizes = (4, 6, 3)

@@ -25,8 +25,7 @@ def test_mnist_loads_with_canonical_shapes_and_label_counts():
 
 def test_lenet5_two_epochs_of_mnist_reach_98_5_percent(tmp_path):
     config = dataclasses.replace(LENET5_MNIST.preset("small"), epochs=2)
-    summary = train_and_evaluate(LENET5_MNIST, config, tmp_path, progress=False,
-                                 log=lambda s: None)
+    summary = train_and_evaluate(LENET5_MNIST, config, tmp_path, progress=False, log=lambda s: None)
     assert summary["value"] >= 0.985, summary
 
 
@@ -39,6 +38,7 @@ def test_mlp_two_epochs_of_mnist_reach_97_percent(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("experiment, floor", [(LENET5_MNIST, 0.990), (MLP_MNIST, 0.984)])
 def test_default_presets_reach_the_published_numbers(experiment, floor, tmp_path):
-    summary = train_and_evaluate(experiment, experiment.preset("small"), tmp_path,
-                                 progress=False, log=lambda s: None)
+    summary = train_and_evaluate(
+        experiment, experiment.preset("small"), tmp_path, progress=False, log=lambda s: None
+    )
     assert summary["value"] >= floor, summary

@@ -73,8 +73,11 @@ def test_download_checks_sha256_and_tries_the_next_mirror(root, tmp_path):
     server = _serve(served)
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}/"
-        remote = RemoteFile("thing.bin", hashlib.sha256(b"payload").hexdigest(),
-                            (base + "bad.bin", base + "good.bin"))
+        remote = RemoteFile(
+            "thing.bin",
+            hashlib.sha256(b"payload").hexdigest(),
+            (base + "bad.bin", base + "good.bin"),
+        )
         paths = fetch("set", [remote])
         assert paths["thing.bin"].read_bytes() == b"payload"
         only_bad = RemoteFile("other.bin", remote.sha256, (base + "bad.bin",))
@@ -87,7 +90,8 @@ def test_download_checks_sha256_and_tries_the_next_mirror(root, tmp_path):
 
 def _idx_bytes(array: np.ndarray) -> bytes:
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape)
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
     return header + array.astype(np.uint8).tobytes()
 
 
@@ -101,9 +105,12 @@ def test_read_idx_parses_gzip_and_plain(tmp_path):
 
 @pytest.mark.parametrize(
     "content, message",
-    [(b"\x01\x02\x08\x01", "bad magic"), (b"\x00\x00\x0d\x01", "not unsigned bytes"),
-     (b"\x00\x00\x08\x03\x00\x00", "truncated inside its header"),
-     (_idx_bytes(np.zeros((4, 5)))[:-3], "truncated or corrupt")],
+    [
+        (b"\x01\x02\x08\x01", "bad magic"),
+        (b"\x00\x00\x0d\x01", "not unsigned bytes"),
+        (b"\x00\x00\x08\x03\x00\x00", "truncated inside its header"),
+        (_idx_bytes(np.zeros((4, 5)))[:-3], "truncated or corrupt"),
+    ],
 )
 def test_read_idx_rejects_bad_files_naming_them(tmp_path, content, message):
     path = tmp_path / "bad.idx"

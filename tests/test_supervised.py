@@ -29,11 +29,22 @@ def test_learning_rate_schedules():
 
 def test_tiny_digits_run_learns_and_writes_a_run_folder(tmp_path):
     config = dataclasses.replace(CONVNET_DIGITS.preset("tiny"), epochs=6, lr=0.1)
-    summary = train_and_evaluate(CONVNET_DIGITS, config, tmp_path, preset="tiny", progress=False,
-                                 log=lambda s: None)
+    summary = train_and_evaluate(
+        CONVNET_DIGITS, config, tmp_path, preset="tiny", progress=False, log=lambda s: None
+    )
     assert summary["value"] > 0.85
-    assert set(summary) >= {"experiment", "preset", "metric", "value", "published", "epochs",
-                            "wall_seconds", "device", "torch", "commit"}
+    assert set(summary) >= {
+        "experiment",
+        "preset",
+        "metric",
+        "value",
+        "published",
+        "epochs",
+        "wall_seconds",
+        "device",
+        "torch",
+        "commit",
+    }
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     assert on_disk["value"] == summary["value"]
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -48,8 +59,9 @@ def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_p
     before = load_file(str(tmp_path / "checkpoint.safetensors"))
     exploding = dataclasses.replace(config, epochs=4, lr=1e30, schedule="constant", warmup=0.0)
     with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
-        train_and_evaluate(CONVNET_DIGITS, exploding, tmp_path, resume=True, progress=False,
-                           log=lambda s: None)
+        train_and_evaluate(
+            CONVNET_DIGITS, exploding, tmp_path, resume=True, progress=False, log=lambda s: None
+        )
     after = load_file(str(tmp_path / "checkpoint.safetensors"))
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 3
@@ -59,17 +71,29 @@ def _final_weights(run_dir):
     return load_file(str(run_dir / "checkpoint.safetensors"))
 
 
-RESUME_ARGS = ["run", "convnet-digits", "--preset", "tiny", "--quiet", "--set", "epochs=40",
-               "--set", "log_every=5"]
+RESUME_ARGS = [
+    "run",
+    "convnet-digits",
+    "--preset",
+    "tiny",
+    "--quiet",
+    "--set",
+    "epochs=40",
+    "--set",
+    "log_every=5",
+]
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert run_cli(*RESUME_ARGS, "--run-dir", str(straight)).returncode == 0
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "deepnets", *RESUME_ARGS, "--run-dir",
-                             str(killed)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepnets", *RESUME_ARGS, "--run-dir", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state = killed / "checkpoint.json"
     deadline = time.time() + 120
     while not state.exists() and time.time() < deadline:
@@ -95,22 +119,38 @@ DDP_TOLERANCE = 1e-4  # max abs weight difference: float32 all-reduce sums in an
 
 
 def test_ddp_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
-    args = ["convnet-digits", "--preset", "tiny", "--quiet", "--device", "cpu",
-            "--set", "epochs=3"]
+    args = ["convnet-digits", "--preset", "tiny", "--quiet", "--device", "cpu", "--set", "epochs=3"]
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     assert run_cli("run", *args, "--run-dir", str(single)).returncode == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "deepnets", "run", *args, "--run-dir", str(ddp)],
-        capture_output=True, text=True, env=env, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "deepnets",
+            "run",
+            *args,
+            "--run-dir",
+            str(ddp),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     meta = json.loads((ddp / "config.json").read_text())
     assert meta["world_size"] == 2
     a, b = _final_weights(single), _final_weights(ddp)
     model_keys = [k for k in a if k.startswith("model.")]
     worst = max((a[k] - b[k]).abs().max().item() for k in model_keys)
-    moved = max((a[k] - load_file(str(single / "best.safetensors"))[k[6:]]).abs().max().item()
-                for k in model_keys)
+    moved = max(
+        (a[k] - load_file(str(single / "best.safetensors"))[k[6:]]).abs().max().item()
+        for k in model_keys
+    )
     assert worst < DDP_TOLERANCE, worst
     assert moved == 0.0  # the best weights are the last ones here; sanity of the comparison

@@ -46,14 +46,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     latest = latest_rows()
     print(f"{'id':16s} {'published':34s} {'ours':28s} presets")
     for experiment in EXPERIMENTS.values():
-        published = (f"{format_metric(experiment.metric, experiment.published.value)} "
-                     f"({experiment.published.source})")
+        published = (
+            f"{format_metric(experiment.metric, experiment.published.value)} "
+            f"({experiment.published.source})"
+        )
         ours = [
             f"{format_metric(r['metric'], float(r['mean']))} [{p}]"
-            for (eid, p), r in latest.items() if eid == experiment.id
+            for (eid, p), r in latest.items()
+            if eid == experiment.id
         ]
-        print(f"{experiment.id:16s} {published:34s} {'; '.join(ours) or 'not yet run':28s} "
-              f"{', '.join(experiment.presets)}")
+        print(
+            f"{experiment.id:16s} {published:34s} {'; '.join(ours) or 'not yet run':28s} "
+            f"{', '.join(experiment.presets)}"
+        )
     return 0
 
 
@@ -65,21 +70,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.device is not None:
             config = dataclasses.replace(config, device=args.device)
         summary = train_and_evaluate(
-            experiment, config, Path(args.resume), preset=meta.get("preset", "custom"),
-            resume=True, progress=not args.quiet,
+            experiment,
+            config,
+            Path(args.resume),
+            preset=meta.get("preset", "custom"),
+            resume=True,
+            progress=not args.quiet,
         )
     else:
         if args.experiment is None:
             raise DeepnetsError("run needs an experiment id (deepnets list) or --resume RUN_DIR")
         experiment, preset, config = _resolve_config(args)
-        run_dir = Path(args.run_dir) if args.run_dir else _run_dir(experiment.id, preset,
-                                                                     config.seed)
+        run_dir = (
+            Path(args.run_dir) if args.run_dir else _run_dir(experiment.id, preset, config.seed)
+        )
         if (run_dir / "checkpoint.safetensors").exists():
-            raise DeepnetsError(f"{run_dir} already holds a run; use --resume {run_dir} "
-                                "or another --run-dir")
+            raise DeepnetsError(
+                f"{run_dir} already holds a run; use --resume {run_dir} or another --run-dir"
+            )
         _say(f"{experiment.id} [{preset}] -> {run_dir}")
-        summary = train_and_evaluate(experiment, config, run_dir, preset=preset,
-                                     progress=not args.quiet)
+        summary = train_and_evaluate(
+            experiment, config, run_dir, preset=preset, progress=not args.quiet
+        )
     if summary is not None and args.json:
         print(json.dumps(summary))
     return 0
@@ -101,12 +113,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = experiment.preset(None)
     run_dir = Path(args.run_dir) if args.run_dir else _run_dir(experiment.id, "small", 0)
     print(f"demo: {experiment.title}\n      run folder {run_dir}")
-    summary = train_and_evaluate(experiment, config, run_dir, preset="small",
-                                 progress=not args.quiet)
+    summary = train_and_evaluate(
+        experiment, config, run_dir, preset="small", progress=not args.quiet
+    )
     if summary is not None:
-        print(f"demo: test accuracy {100 * summary['value']:.2f}% on "
-              f"{len(experiment.load_data(config)['test'][1])} held-out digits, "
-              f"{summary['wall_seconds']:.1f}s of training")
+        print(
+            f"demo: test accuracy {100 * summary['value']:.2f}% on "
+            f"{len(experiment.load_data(config)['test'][1])} held-out digits, "
+            f"{summary['wall_seconds']:.1f}s of training"
+        )
     return 0
 
 
@@ -133,8 +148,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         config = dataclasses.replace(base, seed=base.seed + k)
         run_dir = Path("runs") / "bench" / experiment.id / f"{stamp}-{preset}-s{config.seed}"
         _say(f"bench {experiment.id} [{preset}] seed {config.seed} -> {run_dir}")
-        summary = train_and_evaluate(experiment, config, run_dir, preset=preset,
-                                     progress=not args.quiet)
+        summary = train_and_evaluate(
+            experiment, config, run_dir, preset=preset, progress=not args.quiet
+        )
         if summary is None:  # a non-zero rank under torchrun
             return 0
         summaries.append(summary)
@@ -148,16 +164,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepnets", description=__doc__)
-    parser.add_argument("--offline", action="store_true",
-                        help="never download; fail with the list of files to put in place")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="never download; fail with the list of files to put in place",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("list", help="every experiment: published number, our latest result")
 
     def training_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--preset", help="tiny, small (default) or paper")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override a config field (repeatable), type-checked")
+        p.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="override a config field (repeatable), type-checked",
+        )
         p.add_argument("--seed", type=int)
         p.add_argument("--device", choices=["auto", "cpu", "cuda"])
         p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -190,8 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "eval": cmd_eval, "demo": cmd_demo,
-            "figure": cmd_figure, "bench": cmd_bench}
+COMMANDS = {
+    "list": cmd_list,
+    "run": cmd_run,
+    "eval": cmd_eval,
+    "demo": cmd_demo,
+    "figure": cmd_figure,
+    "bench": cmd_bench,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepnets: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("deepnets: interrupted; the last finished epoch's checkpoint is kept",
-              file=sys.stderr)
+        print(
+            "deepnets: interrupted; the last finished epoch's checkpoint is kept", file=sys.stderr
+        )
         return 130

@@ -97,14 +97,34 @@ MLP_MNIST = Experiment(
     title="Multilayer net trained by backprop + SGD (Fig. 1)",
     presets={
         "tiny": MLPMnistConfig(
-            hidden=(64,), epochs=2, batch_size=64, train_subset=2000, val_size=1000,
-            dropout=0.0, input_dropout=0.0, max_shift=0, lr=0.05, log_every=10,
+            hidden=(64,),
+            epochs=2,
+            batch_size=64,
+            train_subset=2000,
+            val_size=1000,
+            dropout=0.0,
+            input_dropout=0.0,
+            max_shift=0,
+            lr=0.05,
+            log_every=10,
         ),
         "small": MLPMnistConfig(epochs=30, batch_size=128, lr=0.05, weight_decay=0.0),
         "paper": MLPMnistConfig(
-            hidden=(800,), activation="logistic", dropout=0.0, input_dropout=0.0, max_shift=0,
-            epochs=50, lr=0.5, momentum=0.0, nesterov=False, schedule="step", step_every=20,
-            step_gamma=0.3, weight_decay=0.0, warmup=0.0, batch_size=32,
+            hidden=(800,),
+            activation="logistic",
+            dropout=0.0,
+            input_dropout=0.0,
+            max_shift=0,
+            epochs=50,
+            lr=0.5,
+            momentum=0.0,
+            nesterov=False,
+            schedule="step",
+            step_every=20,
+            step_gamma=0.3,
+            weight_decay=0.0,
+            warmup=0.0,
+            batch_size=32,
         ),
     },
     load_data=_mnist,
@@ -132,8 +152,15 @@ def _lenet5(config: LeNet5Config, image_size: int = 28) -> nn.Module:
     from deepnets.models.lenet5 import LeNet5
 
     return LeNet5(
-        config.variant, 1, image_size, config.channels, config.kernel_size, config.padding,
-        config.hidden, 10, config.dropout,
+        config.variant,
+        1,
+        image_size,
+        config.channels,
+        config.kernel_size,
+        config.padding,
+        config.hidden,
+        10,
+        config.dropout,
     )
 
 
@@ -142,7 +169,12 @@ LENET5_MNIST = Experiment(
     title="LeNet-5 convolutional net (ConvNets, refs 41-42)",
     presets={
         "tiny": LeNet5Config(
-            epochs=2, batch_size=64, train_subset=2000, val_size=1000, lr=0.05, log_every=10,
+            epochs=2,
+            batch_size=64,
+            train_subset=2000,
+            val_size=1000,
+            lr=0.05,
+            log_every=10,
         ),
         "small": LeNet5Config(epochs=8, batch_size=128, lr=0.05, warmup=0.1, max_shift=1),
         # The speed benchmark's preset: shortest schedule that reaches 99.0%, on all 60,000
@@ -171,7 +203,12 @@ CONVNET_DIGITS = Experiment(
     presets={
         "tiny": LeNet5Config(**_DIGITS_NET, epochs=2, batch_size=32, lr=0.05, val_size=180),
         "small": LeNet5Config(
-            **_DIGITS_NET, epochs=30, batch_size=32, lr=0.05, val_size=180, max_shift=1,
+            **_DIGITS_NET,
+            epochs=30,
+            batch_size=32,
+            lr=0.05,
+            val_size=180,
+            max_shift=1,
         ),
     },
     load_data=_digits,
@@ -182,9 +219,7 @@ CONVNET_DIGITS = Experiment(
 )
 
 
-EXPERIMENTS: dict[str, Experiment] = {
-    e.id: e for e in (MLP_MNIST, LENET5_MNIST, CONVNET_DIGITS)
-}
+EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (MLP_MNIST, LENET5_MNIST, CONVNET_DIGITS)}
 
 
 def get_experiment(name: str) -> Experiment:

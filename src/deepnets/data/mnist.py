@@ -21,26 +21,27 @@ from deepnets.data.store import RemoteFile, fetch
 _SOURCE = "http://yann.lecun.com/exdb/mnist/"
 _MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
+
+def _canonical(name: str, sha256: str) -> RemoteFile:
+    return RemoteFile(name, sha256, (_SOURCE + name, _MIRROR + name))
+
+
 FILES = {
-    "train_images": RemoteFile(
+    "train_images": _canonical(
         "train-images-idx3-ubyte.gz",
         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-        (_SOURCE + "train-images-idx3-ubyte.gz", _MIRROR + "train-images-idx3-ubyte.gz"),
     ),
-    "train_labels": RemoteFile(
+    "train_labels": _canonical(
         "train-labels-idx1-ubyte.gz",
         "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-        (_SOURCE + "train-labels-idx1-ubyte.gz", _MIRROR + "train-labels-idx1-ubyte.gz"),
     ),
-    "test_images": RemoteFile(
+    "test_images": _canonical(
         "t10k-images-idx3-ubyte.gz",
         "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-        (_SOURCE + "t10k-images-idx3-ubyte.gz", _MIRROR + "t10k-images-idx3-ubyte.gz"),
     ),
-    "test_labels": RemoteFile(
+    "test_labels": _canonical(
         "t10k-labels-idx1-ubyte.gz",
         "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-        (_SOURCE + "t10k-labels-idx1-ubyte.gz", _MIRROR + "t10k-labels-idx1-ubyte.gz"),
     ),
 }
 

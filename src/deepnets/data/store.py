@@ -95,9 +95,7 @@ def _download(remote: RemoteFile, target: Path) -> None:
             failures.append(f"{url}: {err}")
         finally:
             tmp.unlink(missing_ok=True)
-    raise DeepnetsError(
-        f"could not download {remote.name} ({'; '.join(failures)})"
-    )
+    raise DeepnetsError(f"could not download {remote.name} ({'; '.join(failures)})")
 
 
 def fetch(dataset: str, files: list[RemoteFile]) -> dict[str, Path]:

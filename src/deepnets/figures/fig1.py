@@ -41,8 +41,10 @@ def train_221(
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[float]]:
     """Full-batch gradient descent with momentum on a 2-2-1 tanh net (logistic output)."""
     gen = torch.Generator().manual_seed(seed)
-    weights = [torch.randn(2, 2, generator=gen, dtype=x.dtype), torch.randn(1, 2, generator=gen,
-                                                                             dtype=x.dtype)]
+    weights = [
+        torch.randn(2, 2, generator=gen, dtype=x.dtype),
+        torch.randn(1, 2, generator=gen, dtype=x.dtype),
+    ]
     biases = [torch.zeros(2, dtype=x.dtype), torch.zeros(1, dtype=x.dtype)]
     velocity = [torch.zeros_like(p) for p in weights + biases]
     losses = []
@@ -109,14 +111,25 @@ def draw_fig1(run_dir: str | None = None, out: str | None = None) -> Path:
         ax.plot(t, -(w[0] * t + b) / w[1], "k", lw=1.5)
     else:
         ax.plot(-(w[1] * t + b) / w[0], t, "k", lw=1.5)
-    ax.set(xlim=(-1.05, 1.05), ylim=(-1.05, 1.05), xlabel="hidden unit 1", ylabel="hidden unit 2",
-           title="hidden space: the grid is bent, a line now separates")
+    ax.set(
+        xlim=(-1.05, 1.05),
+        ylim=(-1.05, 1.05),
+        xlabel="hidden unit 1",
+        ylabel="hidden unit 2",
+        title="hidden space: the grid is bent, a line now separates",
+    )
 
     ax = axes[2]
     ax.axis("off")
     ax.text(0.0, 0.95, EQUATIONS, va="top", fontsize=12, transform=ax.transAxes)
-    ax.text(0.0, 0.2, f"2-2-1 tanh net, trained by the explicit backward pass\n"
-            f"final cross-entropy {losses[-1]:.4f}", fontsize=10, transform=ax.transAxes)
+    ax.text(
+        0.0,
+        0.2,
+        f"2-2-1 tanh net, trained by the explicit backward pass\n"
+        f"final cross-entropy {losses[-1]:.4f}",
+        fontsize=10,
+        transform=ax.transAxes,
+    )
     fig.tight_layout()
     path = Path(out) if out else Path("figures") / "fig1.png"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -86,8 +86,10 @@ def load_checkpoint(run_dir: Path) -> tuple[dict, dict, dict]:
     """Return (model state dict, optimizer state dict, training state) of a run folder."""
     path = run_dir / CHECKPOINT
     if not path.is_file():
-        raise DeepnetsError(f"{run_dir} has no {CHECKPOINT}: it is not a run folder, or it "
-                            "stopped before its first epoch ended")
+        raise DeepnetsError(
+            f"{run_dir} has no {CHECKPOINT}: it is not a run folder, or it "
+            "stopped before its first epoch ended"
+        )
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
@@ -95,7 +97,7 @@ def load_checkpoint(run_dir: Path) -> tuple[dict, dict, dict]:
         state = json.loads(meta["state"])
     except (SafetensorError, OSError, KeyError, ValueError) as err:
         raise DeepnetsError(f"{path} cannot be read as a deepnets checkpoint: {err}") from None
-    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     opt_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
     optimizer_state = _optimizer_join(opt_tensors, state.pop("optimizer"))
     return model_state, optimizer_state, state

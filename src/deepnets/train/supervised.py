@@ -41,8 +41,11 @@ class NonFiniteLossError(DeepnetsError):
 def git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
-            cwd=Path(__file__).parent, timeout=10,
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -77,7 +80,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     if config.optimizer == "adam":
         return torch.optim.Adam(groups, lr=config.lr, betas=(config.momentum, 0.999))
     return torch.optim.SGD(
-        groups, lr=config.lr, momentum=config.momentum,
+        groups,
+        lr=config.lr,
+        momentum=config.momentum,
         nesterov=config.nesterov and config.momentum > 0,
     )
 
@@ -110,7 +115,9 @@ def train_batches(
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, data: tuple[torch.Tensor, torch.Tensor], config: TrainConfig,
+    model: nn.Module,
+    data: tuple[torch.Tensor, torch.Tensor],
+    config: TrainConfig,
     device: torch.device,
 ) -> dict[str, float]:
     """Mean loss and accuracy of `model` on (x, y)."""
@@ -210,9 +217,14 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
             _drop_unfinished_epoch(run_dir / "metrics.jsonl", state["epoch"])
     elif ctx.is_main:
         meta = {
-            "experiment": experiment.id, "preset": preset, "config": config_to_dict(config),
-            "commit": git_commit(), "torch": torch.__version__, "device": str(device),
-            "world_size": ctx.world_size, "python": platform.python_version(),
+            "experiment": experiment.id,
+            "preset": preset,
+            "config": config_to_dict(config),
+            "commit": git_commit(),
+            "torch": torch.__version__,
+            "device": str(device),
+            "world_size": ctx.world_size,
+            "python": platform.python_version(),
         }
         ckpt.atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
@@ -231,8 +243,11 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
         model.train()
         running, running_n = torch.zeros((), device=device), 0
         bar = tqdm(
-            train_batches(len(train_y), config, generator, ctx), total=steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, dynamic_ncols=True,
+            train_batches(len(train_y), config, generator, ctx),
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            leave=False,
+            dynamic_ncols=True,
             disable=None if progress and ctx.is_main else True,  # None: only on a terminal
         )
         for i, idx in enumerate(bar):
@@ -267,8 +282,10 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
                     )
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.3g}")
                 if ctx.is_main:
-                    _append_jsonl(metrics_path, {"epoch": epoch + 1, "step": step + 1,
-                                                 "train_loss": mean_loss, "lr": lr})
+                    _append_jsonl(
+                        metrics_path,
+                        {"epoch": epoch + 1, "step": step + 1, "train_loss": mean_loss, "lr": lr},
+                    )
                 running, running_n = torch.zeros((), device=device), 0
         bar.close()
         state["train_seconds"] += time.perf_counter() - started
@@ -284,8 +301,10 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
             record.update({f"val_{k}": v for k, v in val.items()})
             _append_jsonl(metrics_path, record)
             shown = "  ".join(f"val {k} {v:.4f}" for k, v in val.items())
-            log(f"epoch {epoch + 1:3d}/{config.epochs}  lr {lr:.4g}  {shown}  "
-                f"{state['train_seconds']:.1f}s")
+            log(
+                f"epoch {epoch + 1:3d}/{config.epochs}  lr {lr:.4g}  {shown}  "
+                f"{state['train_seconds']:.1f}s"
+            )
         distributed.barrier(ctx)
 
     if not ctx.is_main:
@@ -294,16 +313,25 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
         model.load_state_dict(ckpt.load_weights(run_dir / ckpt.BEST))
     test = evaluate(model, splits["test"], config, device)
     summary = {
-        "experiment": experiment.id, "preset": preset, "metric": experiment.metric,
-        "value": test[experiment.metric], "published": experiment.published.value,
-        "epochs": state["epoch"], "best_epoch": state["best_epoch"],
-        "wall_seconds": round(state["train_seconds"], 3), "device": str(device),
-        "torch": torch.__version__, "commit": git_commit(), "seed": config.seed,
+        "experiment": experiment.id,
+        "preset": preset,
+        "metric": experiment.metric,
+        "value": test[experiment.metric],
+        "published": experiment.published.value,
+        "epochs": state["epoch"],
+        "best_epoch": state["best_epoch"],
+        "wall_seconds": round(state["train_seconds"], 3),
+        "device": str(device),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "seed": config.seed,
     }
     ckpt.atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    log(f"test {experiment.metric} {test[experiment.metric]:.4f}  (published "
+    log(
+        f"test {experiment.metric} {test[experiment.metric]:.4f}  (published "
         f"{experiment.published.value:.4f}: {experiment.published.text}, "
-        f"{experiment.published.source})")
+        f"{experiment.published.source})"
+    )
     return summary
 
 
