@@ -4,6 +4,7 @@ import gzip
 import json
 import shutil
 
+import pytest
 from conftest import MNIST_FILES, needs_mnist, run_cli, shared_data
 
 from deepnets.cli import main
@@ -149,3 +150,16 @@ def test_demo_reaches_97_percent(tmp_path):
     result = run_cli("demo", "--run-dir", str(tmp_path / "demo"), "--quiet")
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "demo" / "summary.json").read_text())["value"] >= 0.97
+
+
+@needs_mnist
+@pytest.mark.parametrize("experiment, floor", [("mlp-mnist", 0.85), ("lenet5-mnist", 0.85)])
+def test_mnist_experiments_run_end_to_end(experiment, floor, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "run", experiment, "--preset", "tiny", "--run-dir", str(run_dir), "--json", "--quiet"
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["experiment"] == experiment and summary["value"] >= floor, summary
+    assert summary["epochs"] == 2 and summary["metric"] == "accuracy"

@@ -34,6 +34,11 @@ from deepnets.train import distributed
 Log = Callable[[str], None]
 
 
+def print_line(line: str) -> None:
+    """The default log: one fixed-format line, flushed at once (logs are often redirected)."""
+    print(line, flush=True)
+
+
 class NonFiniteLossError(DeepnetsError):
     """The training loss became NaN or infinite; the last good checkpoint is kept."""
 
@@ -169,7 +174,7 @@ def train_and_evaluate(
     preset: str = "custom",
     resume: bool = False,
     progress: bool = True,
-    log: Log = print,
+    log: Log = print_line,
 ) -> dict | None:
     """Train `experiment` with `config`, writing everything to `run_dir`; return the summary.
 
