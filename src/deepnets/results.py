@@ -140,6 +140,13 @@ def write_results_md(root: Path | None = None) -> Path:
         "",
         systems_table(root),
         "",
+        "## Notes",
+        "",
+    ]
+    for experiment in EXPERIMENTS.values():
+        body += [f"- `{experiment.id}`: {note}" for note in experiment.notes]
+    body += [
+        "",
         "## Every row",
         "",
         "| " + " | ".join(COLUMNS) + " |",
