@@ -163,3 +163,16 @@ def test_mnist_experiments_run_end_to_end(experiment, floor, tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["experiment"] == experiment and summary["value"] >= floor, summary
     assert summary["epochs"] == 2 and summary["metric"] == "accuracy"
+
+
+@pytest.mark.skipif(
+    not (shared_data() and (shared_data() / "ptb" / "ptb.train.txt").is_file()),
+    reason="set DEEPNETS_DATA to a folder holding ptb/",
+)
+def test_kneser_ney_runs_end_to_end_through_the_counting_loop(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("run", "kn5-ptb", "--preset", "tiny", "--run-dir", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["metric"] == "perplexity" and 146 < summary["value"] < 151  # measured 148.28
+    assert "nothing to resume" in _no_traceback(run_cli("run", "--resume", str(run_dir)))

@@ -63,13 +63,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from deepnets.train.supervised import load_run, train_and_evaluate
+    from deepnets.train import run_experiment
+    from deepnets.train.supervised import load_run
 
     if args.resume:
         experiment, config, meta = load_run(Path(args.resume))
         if args.device is not None:
             config = dataclasses.replace(config, device=args.device)
-        summary = train_and_evaluate(
+        summary = run_experiment(
             experiment,
             config,
             Path(args.resume),
@@ -84,12 +85,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir = (
             Path(args.run_dir) if args.run_dir else _run_dir(experiment.id, preset, config.seed)
         )
-        if (run_dir / "checkpoint.safetensors").exists():
+        if (run_dir / "config.json").exists():
             raise DeepnetsError(
                 f"{run_dir} already holds a run; use --resume {run_dir} or another --run-dir"
             )
         _say(f"{experiment.id} [{preset}] -> {run_dir}")
-        summary = train_and_evaluate(
+        summary = run_experiment(
             experiment, config, run_dir, preset=preset, progress=not args.quiet
         )
     if summary is not None and args.json:
@@ -137,7 +138,7 @@ def cmd_figure(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from deepnets.results import append_row, bench_row, write_results_md
-    from deepnets.train.supervised import train_and_evaluate
+    from deepnets.train import run_experiment
 
     experiment, preset, base = _resolve_config(args)
     if args.seeds < 1:
@@ -148,7 +149,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         config = dataclasses.replace(base, seed=base.seed + k)
         run_dir = Path("runs") / "bench" / experiment.id / f"{stamp}-{preset}-s{config.seed}"
         _say(f"bench {experiment.id} [{preset}] seed {config.seed} -> {run_dir}")
-        summary = train_and_evaluate(
+        summary = run_experiment(
             experiment, config, run_dir, preset=preset, progress=not args.quiet
         )
         if summary is None:  # a non-zero rank under torchrun

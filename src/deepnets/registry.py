@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -31,14 +31,14 @@ class Published:
 class Experiment:
     id: str  # the name users type
     title: str  # one line for `deepnets list`
-    presets: dict[str, TrainConfig]  # tiny (tests), small (laptop, the default), paper
+    presets: dict[str, Any]  # config dataclasses: tiny (tests), small (the default), paper
     load_data: Callable[[TrainConfig], Splits]  # train / val / test tensors
     build_model: Callable[[TrainConfig], nn.Module]  # a fresh model for the config
     published: Published  # the number the paper reports
     metric: str = "accuracy"  # the test-set figure reported
     higher_is_better: bool = True  # direction of the metric
     augment: Callable[[torch.Tensor, TrainConfig, torch.Generator], torch.Tensor] | None = None
-    loop: Literal["supervised"] = "supervised"  # which training loop runs it
+    loop: Literal["supervised", "count"] = "supervised"  # which loop runs it (deepnets.train)
     default_preset: str = "small"  # the preset `deepnets run ID` uses
     notes: tuple[str, ...] = field(default_factory=tuple)  # caveats shown in RESULTS.md
 
@@ -230,7 +230,45 @@ CONVNET_DIGITS = Experiment(
 )
 
 
-EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in (MLP_MNIST, LENET5_MNIST, CONVNET_DIGITS)}
+# --- kn5-ptb: the N-gram baseline ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NGramConfig:
+    order: int = 5  # N: the longest n-gram counted
+    seed: int = 0  # unused (counting is deterministic); kept so every config has a seed
+    device: str = "cpu"  # unused (counting runs on the CPU); kept for a uniform CLI
+
+
+def _ptb_sentences(config: NGramConfig) -> dict:
+    from deepnets.data.ptb import load_ptb
+
+    return load_ptb()
+
+
+def _kneser_ney(config: NGramConfig):
+    from deepnets.models.kneser_ney import KneserNey
+
+    return KneserNey(config.order)
+
+
+KN5_PTB = Experiment(
+    id="kn5-ptb",
+    title="Interpolated modified Kneser-Ney 5-gram (the N-gram baseline)",
+    presets={"tiny": NGramConfig(order=3), "small": NGramConfig(order=5)},
+    load_data=_ptb_sentences,
+    build_model=_kneser_ney,
+    published=Published(141.2, "141.2 test perplexity", "Mikolov et al. 2011"),
+    metric="perplexity",
+    higher_is_better=False,
+    loop="count",
+    notes=("Fitted by counting in one pass (no epochs); the `small` preset is the paper's KN5.",),
+)
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.id: e for e in (MLP_MNIST, LENET5_MNIST, CONVNET_DIGITS, KN5_PTB)
+}
 
 
 def get_experiment(name: str) -> Experiment:

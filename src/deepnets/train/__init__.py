@@ -1,1 +1,33 @@
-"""The training loops (supervised now; layer-wise pre-training and reinforcement later)."""
+"""The training loops: supervised (gradient steps) and counting (N-gram models); layer-wise
+pre-training and reinforcement learning come later. `run_experiment` picks the experiment's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deepnets import DeepnetsError
+
+
+def run_experiment(
+    experiment,
+    config,
+    run_dir: Path,
+    preset: str = "custom",
+    resume: bool = False,
+    progress: bool = True,
+) -> dict | None:
+    """Train and evaluate `experiment` with the loop it names; return the summary."""
+    if experiment.loop == "count":
+        from deepnets.train.count import fit_and_evaluate
+
+        if resume:
+            raise DeepnetsError(
+                f"{experiment.id} is fitted by counting in one pass; there is "
+                "nothing to resume, run it again"
+            )
+        return fit_and_evaluate(experiment, config, run_dir, preset)
+    from deepnets.train.supervised import train_and_evaluate
+
+    return train_and_evaluate(
+        experiment, config, run_dir, preset=preset, resume=resume, progress=progress
+    )

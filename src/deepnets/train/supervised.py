@@ -359,6 +359,10 @@ def load_run(run_dir: Path) -> tuple[Experiment, TrainConfig, dict]:
 def evaluate_run(run_dir: Path, device: str = "auto", split: str = "test") -> dict[str, float]:
     """Re-evaluate a saved run: its best (or last) weights on a split."""
     experiment, config, _ = load_run(run_dir)
+    if experiment.loop == "count":
+        from deepnets.train.count import evaluate_counts
+
+        return evaluate_counts(experiment, config, split)
     dev = distributed.resolve_device(device)
     model = build_model(experiment, config).to(dev)
     weights = Path(run_dir) / ckpt.BEST
