@@ -14,16 +14,23 @@ MNIST_FILES = [
 ]
 
 
-def shared_data() -> Path | None:
+def shared_data(dataset: str = "mnist", files: list[str] = MNIST_FILES) -> Path | None:
+    """The data root if DEEPNETS_DATA holds every file of `dataset`, else None."""
     root = os.environ.get("DEEPNETS_DATA")
-    if root and all((Path(root) / "mnist" / f).is_file() for f in MNIST_FILES):
+    if root and all((Path(root) / dataset / f).is_file() for f in files):
         return Path(root)
     return None
 
 
-needs_mnist = pytest.mark.skipif(
-    shared_data() is None, reason="set DEEPNETS_DATA to a folder holding mnist/"
-)
+def needs_data(dataset: str, files: list[str]) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(
+        shared_data(dataset, files) is None,
+        reason=f"set DEEPNETS_DATA to a folder holding {dataset}/",
+    )
+
+
+needs_mnist = needs_data("mnist", MNIST_FILES)
+needs_ptb = needs_data("ptb", ["ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"])
 
 
 def run_cli(

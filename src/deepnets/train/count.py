@@ -14,10 +14,9 @@ from pathlib import Path
 import torch
 
 from deepnets import DeepnetsError
-from deepnets.config import config_to_dict
 from deepnets.registry import Experiment
 from deepnets.train.checkpoint import atomic_write_text
-from deepnets.train.supervised import Log, git_commit, print_line
+from deepnets.train.supervised import Log, git_commit, print_line, run_metadata
 
 
 def fit_counts(experiment: Experiment, config) -> tuple[object, dict, float]:
@@ -41,15 +40,7 @@ def fit_and_evaluate(
 ) -> dict:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "experiment": experiment.id,
-        "preset": preset,
-        "config": config_to_dict(config),
-        "commit": git_commit(),
-        "torch": torch.__version__,
-        "device": "cpu",
-        "world_size": 1,
-    }
+    meta = run_metadata(experiment, preset, config, "cpu", 1)
     atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
     model, splits, seconds = fit_counts(experiment, config)
     log(f"fitted {experiment.id} in {seconds:.1f}s")

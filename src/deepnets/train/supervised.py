@@ -57,6 +57,20 @@ def git_commit() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
+def run_metadata(experiment: Experiment, preset: str, config, device, world_size: int) -> dict:
+    """What config.json records: the resolved config and where and with what it ran."""
+    return {
+        "experiment": experiment.id,
+        "preset": preset,
+        "config": config_to_dict(config),
+        "commit": git_commit(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "world_size": world_size,
+        "python": platform.python_version(),
+    }
+
+
 def lr_at(step: int, total_steps: int, steps_per_epoch: int, config: TrainConfig) -> float:
     """The learning rate for a step: a pure function of the step, so resuming needs no state."""
     warm = int(config.warmup * total_steps)
@@ -221,16 +235,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
         if ctx.is_main:
             _drop_unfinished_epoch(run_dir / "metrics.jsonl", state["epoch"])
     elif ctx.is_main:
-        meta = {
-            "experiment": experiment.id,
-            "preset": preset,
-            "config": config_to_dict(config),
-            "commit": git_commit(),
-            "torch": torch.__version__,
-            "device": str(device),
-            "world_size": ctx.world_size,
-            "python": platform.python_version(),
-        }
+        meta = run_metadata(experiment, preset, config, device, ctx.world_size)
         ckpt.atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
     trained = model
