@@ -31,6 +31,7 @@ class TrainConfig:
     clip_grad_norm: float = 0.0  # clip the global gradient norm to this (0: off)
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     val_size: int = 5000  # examples held out of the training split for model selection
+    select: Literal["best_val", "last"] = "best_val"  # test the best-on-validation or last weights
     train_subset: int = 0  # use only the first N training examples (0: all)
     eval_batch_size: int = 1000  # minibatch size for evaluation
     log_every: int = 50  # steps between metrics.jsonl lines

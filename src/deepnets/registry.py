@@ -203,7 +203,7 @@ LENET5_MNIST = Experiment(
 def _digits(config: TrainConfig) -> Splits:
     from deepnets.data.digits import load_digits
 
-    return _subset(load_digits(), config)
+    return _subset(load_digits(config.val_size), config)
 
 
 _DIGITS_NET = dict(channels=(16, 32), kernel_size=3, padding=(1, 1), hidden=(64, 32))
@@ -215,6 +215,7 @@ CONVNET_DIGITS = Experiment(
         "tiny": LeNet5Config(**_DIGITS_NET, epochs=2, batch_size=32, lr=0.05, val_size=180),
         "small": LeNet5Config(
             **_DIGITS_NET,
+            select="last",  # 180 validation digits are too few to pick an epoch reliably
             epochs=30,
             batch_size=32,
             lr=0.05,

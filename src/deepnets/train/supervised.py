@@ -302,7 +302,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
         state["epoch"], state["step"] = epoch + 1, (epoch + 1) * steps_per_epoch
         if ctx.is_main:
             val = evaluate(model, splits["val"], config, device) if has_val else {}
-            value = val.get(experiment.metric)
+            value = val.get(experiment.metric) if config.select == "best_val" else None
             if value is not None and (state["best"] is None or sign * value > sign * state["best"]):
                 state["best"], state["best_epoch"] = value, epoch + 1
                 ckpt.save_weights(run_dir / ckpt.BEST, model, {"epoch": str(epoch + 1)})
@@ -319,7 +319,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
 
     if not ctx.is_main:
         return None
-    if has_val and (run_dir / ckpt.BEST).is_file():
+    if config.select == "best_val" and (run_dir / ckpt.BEST).is_file():
         model.load_state_dict(ckpt.load_weights(run_dir / ckpt.BEST))
     test = evaluate(model, splits["test"], config, device)
     summary = {
@@ -371,7 +371,7 @@ def evaluate_run(run_dir: Path, device: str = "auto", split: str = "test") -> di
     dev = distributed.resolve_device(device)
     model = build_model(experiment, config).to(dev)
     weights = Path(run_dir) / ckpt.BEST
-    if weights.is_file():
+    if config.select == "best_val" and weights.is_file():
         model.load_state_dict(ckpt.load_weights(weights))
     else:
         model.load_state_dict(ckpt.load_checkpoint(Path(run_dir))[0])
