@@ -44,7 +44,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from deepnets.results import format_metric, latest_rows
 
     latest = latest_rows()
-    print(f"{'id':16s} {'published':34s} {'ours':28s} presets")
+    print(f"{'id':16s} {'published':34s} {'ours (latest results row per preset)':42s} presets")
     for experiment in EXPERIMENTS.values():
         published = (
             f"{format_metric(experiment.metric, experiment.published.value)} "
@@ -56,7 +56,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             if eid == experiment.id
         ]
         print(
-            f"{experiment.id:16s} {published:34s} {'; '.join(ours) or 'not yet run':28s} "
+            f"{experiment.id:16s} {published:34s} {'; '.join(ours) or 'not yet run':42s} "
             f"{', '.join(experiment.presets)}"
         )
     return 0
@@ -235,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     except DeepnetsError as err:
         print(f"deepnets: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a program that stopped reading (`| head`)
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(
             "deepnets: interrupted; the last finished epoch's checkpoint is kept", file=sys.stderr

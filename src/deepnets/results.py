@@ -90,6 +90,8 @@ def latest_rows(root: Path | None = None) -> dict[tuple[str, str], dict]:
 def format_metric(metric: str, value: float) -> str:
     if metric == "accuracy":
         return f"{100 * (1 - value):.2f}% error"
+    if metric == "perplexity":
+        return f"{value:.2f} perplexity"
     return f"{value:.4g}"
 
 
