@@ -119,8 +119,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     if summary is not None:
         print(
-            f"demo: test accuracy {100 * summary['value']:.2f}% on "
-            f"{len(experiment.load_data(config)['test'][1])} held-out digits, "
+            f"demo: test accuracy {100 * summary['value']:.2f}% on the held-out digits, "
             f"{summary['wall_seconds']:.1f}s of training"
         )
     return 0
