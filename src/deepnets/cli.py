@@ -99,9 +99,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from deepnets.train.supervised import evaluate_run
+    from deepnets.train import evaluate_saved_run
 
-    metrics = evaluate_run(Path(args.run_dir), args.device or "auto", args.split)
+    metrics = evaluate_saved_run(Path(args.run_dir), args.device or "auto", args.split)
     print(" ".join(f"{args.split} {k} {v:.4f}" for k, v in metrics.items()))
     return 0
 

@@ -31,3 +31,15 @@ def run_experiment(
     return train_and_evaluate(
         experiment, config, run_dir, preset=preset, resume=resume, progress=progress
     )
+
+
+def evaluate_saved_run(run_dir: Path, device: str = "auto", split: str = "test") -> dict:
+    """Re-evaluate a run folder with the loop its experiment names."""
+    from deepnets.train.supervised import evaluate_run, load_run
+
+    experiment, config, _ = load_run(run_dir)
+    if experiment.loop == "count":
+        from deepnets.train.count import evaluate_counts
+
+        return evaluate_counts(experiment, config, split)
+    return evaluate_run(run_dir, device, split)

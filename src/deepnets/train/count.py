@@ -11,12 +11,10 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 from deepnets import DeepnetsError
 from deepnets.registry import Experiment
 from deepnets.train.checkpoint import atomic_write_text
-from deepnets.train.supervised import Log, git_commit, print_line, run_metadata
+from deepnets.train.supervised import Log, print_line, run_metadata, run_summary
 
 
 def fit_counts(experiment: Experiment, config) -> tuple[object, dict, float]:
@@ -47,20 +45,7 @@ def fit_and_evaluate(
     scores = {split: model.perplexity(splits[split]) for split in ("valid", "test")}
     record = {"epoch": 1, "seconds": seconds, "val_perplexity": scores["valid"]}
     atomic_write_text(run_dir / "metrics.jsonl", json.dumps(record) + "\n")
-    summary = {
-        "experiment": experiment.id,
-        "preset": preset,
-        "metric": experiment.metric,
-        "value": scores["test"],
-        "published": experiment.published.value,
-        "epochs": 1,
-        "best_epoch": 1,
-        "wall_seconds": round(seconds, 3),
-        "device": "cpu",
-        "torch": torch.__version__,
-        "commit": git_commit(),
-        "seed": getattr(config, "seed", 0),
-    }
+    summary = run_summary(experiment, preset, scores["test"], 1, 1, seconds, "cpu", config.seed)
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     log(
         f"valid perplexity {scores['valid']:.2f}  test perplexity {scores['test']:.2f}  "

@@ -71,6 +71,33 @@ def run_metadata(experiment: Experiment, preset: str, config, device, world_size
     }
 
 
+def run_summary(
+    experiment: Experiment,
+    preset: str,
+    value: float,
+    epochs: int,
+    best_epoch: int | None,
+    seconds: float,
+    device,
+    seed: int,
+) -> dict:
+    """What summary.json records: the test-set figure beside the published one."""
+    return {
+        "experiment": experiment.id,
+        "preset": preset,
+        "metric": experiment.metric,
+        "value": value,
+        "published": experiment.published.value,
+        "epochs": epochs,
+        "best_epoch": best_epoch,
+        "wall_seconds": round(seconds, 3),
+        "device": str(device),
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "seed": seed,
+    }
+
+
 def lr_at(step: int, total_steps: int, steps_per_epoch: int, config: TrainConfig) -> float:
     """The learning rate for a step: a pure function of the step, so resuming needs no state."""
     warm = int(config.warmup * total_steps)
@@ -322,20 +349,16 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
     if config.select == "best_val" and (run_dir / ckpt.BEST).is_file():
         model.load_state_dict(ckpt.load_weights(run_dir / ckpt.BEST))
     test = evaluate(model, splits["test"], config, device)
-    summary = {
-        "experiment": experiment.id,
-        "preset": preset,
-        "metric": experiment.metric,
-        "value": test[experiment.metric],
-        "published": experiment.published.value,
-        "epochs": state["epoch"],
-        "best_epoch": state["best_epoch"],
-        "wall_seconds": round(state["train_seconds"], 3),
-        "device": str(device),
-        "torch": torch.__version__,
-        "commit": git_commit(),
-        "seed": config.seed,
-    }
+    summary = run_summary(
+        experiment,
+        preset,
+        test[experiment.metric],
+        state["epoch"],
+        state["best_epoch"],
+        state["train_seconds"],
+        device,
+        config.seed,
+    )
     ckpt.atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     log(
         f"test {experiment.metric} {test[experiment.metric]:.4f}  (published "
@@ -362,12 +385,8 @@ def load_run(run_dir: Path) -> tuple[Experiment, TrainConfig, dict]:
 
 
 def evaluate_run(run_dir: Path, device: str = "auto", split: str = "test") -> dict[str, float]:
-    """Re-evaluate a saved run: its best (or last) weights on a split."""
+    """Re-evaluate a saved supervised run: its best (or last) weights on a split."""
     experiment, config, _ = load_run(run_dir)
-    if experiment.loop == "count":
-        from deepnets.train.count import evaluate_counts
-
-        return evaluate_counts(experiment, config, split)
     dev = distributed.resolve_device(device)
     model = build_model(experiment, config).to(dev)
     weights = Path(run_dir) / ckpt.BEST
