@@ -35,6 +35,7 @@ format: $(STAMP)
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/lenet5_vs_reference.py
+	$(BIN)/python benchmarks/lstm_ptb_vs_reference.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -112,7 +112,7 @@ def test_run_eval_list_and_bench_end_to_end(tmp_path):
     assert "already holds a run" in _no_traceback(again)
     evaluated = run_cli("eval", str(run_dir))
     assert evaluated.returncode == 0
-    assert f"test accuracy {summary['value']:.4f}" in evaluated.stdout
+    assert f"accuracy {summary['value']:.4f}" in evaluated.stdout
 
     root = tmp_path / "root"
     (root / "results").mkdir(parents=True)

@@ -102,7 +102,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from deepnets.train import evaluate_saved_run
 
     metrics = evaluate_saved_run(Path(args.run_dir), args.device or "auto", args.split)
-    print(" ".join(f"{args.split} {k} {v:.4f}" for k, v in metrics.items()))
+    shown = (f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4f}" for k, v in metrics.items())
+    print(f"{args.split} " + "  ".join(shown))
     return 0
 
 
@@ -132,6 +133,26 @@ def cmd_figure(args: argparse.Namespace) -> int:
         raise DeepnetsError(f"unknown figure {args.name!r}; figures: {', '.join(FIGURES)}")
     out = FIGURES[args.name](run_dir=args.run_dir, out=args.out)
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from deepnets.train.language_model import generate, load_trained
+    from deepnets.train.supervised import load_run
+
+    experiment, _, _ = load_run(Path(args.run_dir))
+    if experiment.loop != "language_model":
+        raise DeepnetsError(f"{args.run_dir} is a {experiment.id} run, not a language model's")
+    if args.length < 1:
+        raise DeepnetsError(f"--length must be at least 1, got {args.length}")
+    _, _, corpus, model = load_trained(Path(args.run_dir), args.device or "auto")
+    vocab = corpus["vocab"]
+    prompt = torch.tensor(vocab.prompt_ids(args.prompt), dtype=torch.long)
+    generator = torch.Generator().manual_seed(args.seed)
+    drawn = generate(model, prompt, args.length, args.temperature, generator)
+    print(vocab.render(prompt.tolist() + drawn.tolist()).lstrip("\n"))
     return 0
 
 
@@ -206,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("run_dir", nargs="?")
     fig.add_argument("--out", help="output file (default figures/NAME.png)")
 
+    sample = sub.add_parser("sample", help="generate text from a trained language model")
+    sample.add_argument("run_dir")
+    sample.add_argument("--prompt", default="", help="text to start from")
+    sample.add_argument("--temperature", type=float, default=1.0, help="below 1: safer choices")
+    sample.add_argument("--length", type=int, default=200, help="tokens to generate")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
     bench = sub.add_parser("bench", help="run seeds, append a results row, regenerate RESULTS.md")
     bench.add_argument("experiment")
     training_options(bench)
@@ -219,6 +248,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "demo": cmd_demo,
     "figure": cmd_figure,
+    "sample": cmd_sample,
     "bench": cmd_bench,
 }
 

@@ -28,6 +28,7 @@ class TrainConfig:
     warmup: float = 0.2  # fraction of steps to warm up (onecycle) or 0 for none
     step_every: int = 10  # epochs between decays (step schedule)
     step_gamma: float = 0.1  # decay factor (step schedule)
+    decay_start: int = 0  # epochs before the first decay (step schedule; 0: step_every)
     clip_grad_norm: float = 0.0  # clip the global gradient norm to this (0: off)
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     val_size: int = 5000  # examples held out of the training split for model selection

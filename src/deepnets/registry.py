@@ -38,7 +38,7 @@ class Experiment:
     metric: str = "accuracy"  # the test-set figure reported
     higher_is_better: bool = True  # direction of the metric
     augment: Callable[[torch.Tensor, TrainConfig, torch.Generator], torch.Tensor] | None = None
-    loop: Literal["supervised", "count"] = "supervised"  # which loop runs it (deepnets.train)
+    loop: Literal["supervised", "count", "language_model"] = "supervised"  # deepnets.train
     default_preset: str = "small"  # the preset `deepnets run ID` uses
     notes: tuple[str, ...] = field(default_factory=tuple)  # caveats shown in RESULTS.md
 
@@ -267,8 +267,308 @@ KN5_PTB = Experiment(
 )
 
 
+# --- language models on a token stream: nplm-ptb, rnn-ptb, lstm-ptb, charlstm-shakespeare -------
+
+
+@dataclass(frozen=True)
+class StreamConfig(TrainConfig):
+    """What every stream language model shares: (B, T) batches of a token stream."""
+
+    bptt: int = 35  # T: steps of truncated backpropagation through time per batch
+    batch_size: int = 20  # B: parallel rows of the stream
+    eval_batch_size: int = 10  # rows of the validation and test streams
+    weight_decay: float = 0.0
+    log_every: int = 100
+    evals_per_epoch: int = 1  # validation runs per epoch (each may keep the best weights)
+    stop_at: float = 0.0  # stop once the validation metric is at most this (0: never)
+
+
+@dataclass(frozen=True)
+class RNNLMConfig(StreamConfig):
+    cell: Literal["elman", "lstm"] = "lstm"  # recurrent unit
+    n_layers: int = 2  # stacked recurrent layers
+    hidden_size: int = 200  # units per layer
+    embedding_size: int = 0  # input word vector size (0: hidden_size)
+    dropout: float = 0.0  # on non-recurrent connections (Zaremba et al. 2014)
+    tie_weights: bool = False  # output weights = input embeddings
+    softmax: Literal["full", "adaptive"] = "full"  # output layer over the vocabulary
+    cutoffs: tuple[int, ...] = (2000,)  # adaptive softmax: where the tail clusters start
+    init_range: float = 0.1  # every weight uniform in [-r, r] (0: PyTorch's defaults)
+
+
+@dataclass(frozen=True)
+class NPLMConfig(StreamConfig):
+    context: int = 5  # n - 1 previous words
+    embedding_size: int = 100  # m: word feature vector size
+    hidden_size: int = 500  # tanh hidden units
+    direct: bool = False  # direct connections from the features to the output
+    dropout: float = 0.0  # on the features and the hidden layer
+    softmax: Literal["full", "adaptive"] = "full"  # output layer over the vocabulary
+    cutoffs: tuple[int, ...] = (2000,)  # adaptive softmax: where the tail clusters start
+
+
+def _ptb_stream(config: TrainConfig) -> dict:
+    from deepnets.data.ptb import load_ptb_ids
+
+    vocab, splits = load_ptb_ids()
+    return {"vocab": vocab, **splits}
+
+
+def _shakespeare_stream(config: TrainConfig) -> dict:
+    from deepnets.data.tinyshakespeare import load_tinyshakespeare_ids
+
+    vocab, splits = load_tinyshakespeare_ids()
+    return {"vocab": vocab, **splits}
+
+
+PTB_VOCAB_SIZE = 10_000  # Mikolov's Penn Treebank
+SHAKESPEARE_VOCAB_SIZE = 65  # distinct characters of Tiny Shakespeare
+
+
+def _rnnlm(config: RNNLMConfig, vocab_size: int) -> nn.Module:
+    from deepnets.models.rnn_lm import RNNLM
+
+    return RNNLM(
+        vocab_size,
+        config.cell,
+        config.n_layers,
+        config.hidden_size,
+        config.embedding_size or None,
+        config.dropout,
+        config.tie_weights,
+        use_builtin=True,
+        init_range=config.init_range or None,
+        softmax=config.softmax,
+        cutoffs=config.cutoffs,
+    )
+
+
+def _nplm(config: NPLMConfig) -> nn.Module:
+    from deepnets.models.nplm import NPLM
+
+    return NPLM(
+        PTB_VOCAB_SIZE,
+        config.context,
+        config.embedding_size,
+        config.hidden_size,
+        config.direct,
+        config.dropout,
+        config.softmax,
+        config.cutoffs,
+    )
+
+
+_PTB_NOTE = (
+    "Perplexity on the test split of Mikolov's Penn Treebank (82,430 tokens with <eos>), the "
+    "state carried through the stream in 10 rows."
+)
+
+NPLM_PTB = Experiment(
+    id="nplm-ptb",
+    title="Neural probabilistic language model (Bengio et al. 2003, ref 71)",
+    presets={
+        "tiny": NPLMConfig(
+            context=2,
+            embedding_size=16,
+            hidden_size=32,
+            epochs=1,
+            train_subset=20_000,
+            optimizer="adam",
+            lr=1e-2,
+            schedule="constant",
+            log_every=10,
+        ),
+        "small": NPLMConfig(
+            context=6,
+            embedding_size=128,
+            hidden_size=1024,
+            dropout=0.4,
+            softmax="adaptive",
+            epochs=5,
+            batch_size=64,
+            bptt=32,
+            optimizer="adam",
+            lr=2e-3,
+            schedule="cosine",
+            warmup=0.01,
+            clip_grad_norm=1.0,
+        ),
+    },
+    load_data=_ptb_stream,
+    build_model=_nplm,
+    published=Published(141.2, "beats the N-gram (Brown: 252 vs 312)", "Bengio et al. 2003"),
+    metric="perplexity",
+    higher_is_better=False,
+    loop="language_model",
+    notes=(
+        _PTB_NOTE,
+        "The paper reports Brown and AP News, not PTB; the published column holds the KN5 "
+        "perplexity the neural model must beat on PTB.",
+    ),
+)
+
+RNN_PTB = Experiment(
+    id="rnn-ptb",
+    title="Elman recurrent net language model, truncated BPTT (Fig. 5)",
+    presets={
+        "tiny": RNNLMConfig(
+            cell="elman",
+            n_layers=1,
+            hidden_size=32,
+            epochs=1,
+            train_subset=20_000,
+            lr=1.0,
+            clip_grad_norm=0.25,
+            log_every=10,
+        ),
+        "small": RNNLMConfig(
+            cell="elman",
+            n_layers=1,
+            hidden_size=512,
+            dropout=0.3,
+            softmax="adaptive",
+            epochs=6,
+            batch_size=32,
+            bptt=35,
+            optimizer="adam",
+            lr=1e-3,
+            schedule="cosine",
+            warmup=0.01,
+            clip_grad_norm=0.5,
+        ),
+    },
+    load_data=_ptb_stream,
+    build_model=lambda config: _rnnlm(config, PTB_VOCAB_SIZE),
+    published=Published(124.7, "124.7 test perplexity (RNNLM)", "Mikolov et al. 2011"),
+    metric="perplexity",
+    higher_is_better=False,
+    loop="language_model",
+    notes=(_PTB_NOTE,),
+)
+
+# Zaremba et al. 2014: SGD without momentum, gradient norm clipped to 5, batch 20, BPTT 35 for
+# medium (20 for small), weights uniform in [-0.1, 0.1] (medium: 0.05), lr 1 halved (small) or
+# multiplied by 1/1.2 (medium) every epoch after the first 4 (medium: 6).
+_ZAREMBA = dict(
+    optimizer="sgd",
+    momentum=0.0,
+    nesterov=False,
+    lr=1.0,
+    schedule="step",
+    step_every=1,
+    warmup=0.0,
+    clip_grad_norm=5.0,
+    batch_size=20,
+)
+
+LSTM_PTB = Experiment(
+    id="lstm-ptb",
+    title="Multi-layer LSTM language model with dropout (Zaremba et al. 2014, ref 79)",
+    presets={
+        "tiny": RNNLMConfig(
+            hidden_size=32,
+            epochs=1,
+            train_subset=20_000,
+            lr=1.0,
+            clip_grad_norm=0.25,
+            log_every=10,
+        ),
+        # Zaremba's small size (2 x 200) with the method changed: input and output word
+        # vectors tied (Press & Wolf 2017), dropout, BPTT 35 and a cosine learning-rate decay.
+        "small": RNNLMConfig(
+            n_layers=2,
+            hidden_size=200,
+            dropout=0.25,
+            tie_weights=True,
+            epochs=6,
+            batch_size=20,
+            bptt=35,
+            optimizer="sgd",
+            momentum=0.0,
+            nesterov=False,
+            lr=20.0,
+            schedule="cosine",
+            warmup=0.0,
+            clip_grad_norm=0.25,
+        ),
+        "paper-small": RNNLMConfig(
+            **_ZAREMBA, hidden_size=200, epochs=13, bptt=20, decay_start=4, step_gamma=0.5
+        ),
+        "medium": RNNLMConfig(
+            **_ZAREMBA,
+            hidden_size=650,
+            dropout=0.5,
+            init_range=0.05,
+            epochs=39,
+            bptt=35,
+            decay_start=6,
+            step_gamma=1 / 1.2,
+        ),
+    },
+    load_data=_ptb_stream,
+    build_model=lambda config: _rnnlm(config, PTB_VOCAB_SIZE),
+    published=Published(114.5, "114.5 test perplexity (small, 2x200)", "Zaremba et al. 2014"),
+    metric="perplexity",
+    higher_is_better=False,
+    loop="language_model",
+    notes=(_PTB_NOTE,),
+)
+
+CHARLSTM_SHAKESPEARE = Experiment(
+    id="charlstm-shakespeare",
+    title="Character-level LSTM on Tiny Shakespeare (next-character prediction, ref 83)",
+    presets={
+        "tiny": RNNLMConfig(
+            hidden_size=32,
+            epochs=1,
+            train_subset=20_000,
+            lr=1e-2,
+            optimizer="adam",
+            schedule="constant",
+            bptt=50,
+            log_every=10,
+        ),
+        "small": RNNLMConfig(
+            n_layers=2,
+            hidden_size=512,
+            embedding_size=64,
+            dropout=0.2,
+            epochs=5,
+            batch_size=32,
+            bptt=100,
+            optimizer="adam",
+            lr=2e-3,
+            schedule="cosine",
+            warmup=0.02,
+            clip_grad_norm=1.0,
+            select="last",
+        ),
+    },
+    load_data=_shakespeare_stream,
+    build_model=lambda config: _rnnlm(config, SHAKESPEARE_VOCAB_SIZE),
+    published=Published(1.47, "~1.47 nats/char validation loss", "char-rnn (Karpathy 2015)"),
+    metric="loss",
+    higher_is_better=False,
+    loop="language_model",
+    notes=(
+        "Tiny Shakespeare has no test split: the number is the validation loss (the last 10% of "
+        "the text) in nats per character, of the last weights (no selection on it).",
+    ),
+)
+
+
 EXPERIMENTS: dict[str, Experiment] = {
-    e.id: e for e in (MLP_MNIST, LENET5_MNIST, CONVNET_DIGITS, KN5_PTB)
+    e.id: e
+    for e in (
+        MLP_MNIST,
+        LENET5_MNIST,
+        CONVNET_DIGITS,
+        KN5_PTB,
+        NPLM_PTB,
+        RNN_PTB,
+        LSTM_PTB,
+        CHARLSTM_SHAKESPEARE,
+    )
 }
 
 

@@ -8,6 +8,7 @@ the training split; valid and test use no word outside it.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -68,6 +69,19 @@ class Vocabulary:
         except KeyError as err:
             raise DeepnetsError(f"word {err.args[0]!r} is not in the vocabulary") from None
 
+    def prompt_ids(self, text: str) -> list[int]:
+        """A user's prompt as ids: "<eos>" first (a sentence starts), then its lowercased words,
+        each unknown one as "<unk>" (PTB's own token for words outside the vocabulary)."""
+        words = [EOS] + text.lower().split()
+        unknown = self.ids.get("<unk>")
+        if unknown is None:
+            return self.encode(words)
+        return [self.ids.get(word, unknown) for word in words]
+
+    def render(self, ids: Iterable[int]) -> str:
+        """Ids as text: words separated by spaces, a new line at each "<eos>"."""
+        return " ".join(self.decode(ids)).replace(f" {EOS} ", "\n").replace(EOS, "\n")
+
     def decode(self, ids: Iterable[int]) -> list[str]:
         try:
             return [self.words[int(i)] for i in ids]
@@ -87,8 +101,11 @@ def load_ptb() -> dict[str, list[list[str]]]:
     return {split: read_sentences(paths[FILES[split].name]) for split in SPLITS}
 
 
+@functools.lru_cache(maxsize=1)
 def load_ptb_ids() -> tuple[Vocabulary, dict[str, torch.Tensor]]:
-    """The training vocabulary and each split as one flat LongTensor of ids, shape (tokens,)."""
+    """The training vocabulary and each split as one flat LongTensor of ids, shape (tokens,).
+
+    Read once per process (callers must not modify the tensors)."""
     sentences = load_ptb()
     vocab = Vocabulary.from_sentences(sentences["train"])
     flat = {}

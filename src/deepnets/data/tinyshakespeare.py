@@ -50,6 +50,13 @@ class CharVocabulary:
         except KeyError as err:
             raise DeepnetsError(f"character {err.args[0]!r} is not in the vocabulary") from None
 
+    def prompt_ids(self, text: str) -> list[int]:
+        """A user's prompt as ids (a new line if it is empty, so there is something to read)."""
+        return self.encode(text or "\n").tolist()
+
+    def render(self, ids: Iterable[int] | torch.Tensor) -> str:
+        return self.decode(ids)
+
     def decode(self, ids: Iterable[int] | torch.Tensor) -> str:
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()  # far faster to iterate than the tensor itself

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepnets.models.softmax import Softmax, output_layer, output_log_probs, output_loss, output_of
+
 Cell = Literal["elman", "lstm"]
 # Elman: h of shape (n_layers, B, H). LSTM: (h, c), each (n_layers, B, H). As nn.RNN / nn.LSTM.
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
@@ -140,6 +142,11 @@ class RNNLM(nn.Module):
     each layer's output before the next layer, and to h_t^(L) before the decoder; never to the
     h_{t-1} -> h_t connections. `forward` takes and returns the state so a training loop can carry
     it across batches of a stream (detaching it between batches with `detach_state`).
+
+    `softmax="adaptive"` replaces the full output softmax by PyTorch's exact adaptive softmax
+    (Grave et al. 2017): the most frequent words (below the first cutoff) share a head softmax
+    with one entry per tail cluster, and the rare words of a cluster are scored through a smaller
+    projection. It is still a normalised distribution over all V words, so perplexities compare.
     """
 
     def __init__(
@@ -153,6 +160,8 @@ class RNNLM(nn.Module):
         tie_weights: bool = False,
         use_builtin: bool = False,
         init_range: float | None = 0.1,
+        softmax: Softmax = "full",
+        cutoffs: tuple[int, ...] = (2000,),
     ):
         super().__init__()
         embedding_size = hidden_size if embedding_size is None else embedding_size
@@ -179,7 +188,13 @@ class RNNLM(nn.Module):
         else:
             layer = LSTMLayer if cell == "lstm" else ElmanLayer
             self.layers = nn.ModuleList(layer(size, hidden_size) for size in sizes)
-        self.decoder = nn.Linear(hidden_size, vocab_size)  # W_hy, b_y
+        if softmax == "adaptive" and tie_weights:
+            raise ValueError("tied embeddings need the full softmax")
+        layer = output_layer(hidden_size, vocab_size, softmax, cutoffs)  # W_hy, b_y
+        if softmax == "full":
+            self.decoder = layer
+        else:
+            self.adaptive = layer
         if init_range is not None:  # Zaremba et al.: every parameter uniform in [-r, r]
             _uniform_(list(self.parameters()), init_range)
         if tie_weights:
@@ -187,7 +202,7 @@ class RNNLM(nn.Module):
 
     def init_state(self, batch_size: int) -> State:
         """The zero state for a batch: h (or h and c) of shape (n_layers, B, H)."""
-        weight = self.decoder.weight
+        weight = self.embedding.weight
         zeros = weight.new_zeros(self.n_layers, batch_size, self.hidden_size)
         return (zeros, zeros.clone()) if self.cell_kind == "lstm" else zeros
 
@@ -214,7 +229,17 @@ class RNNLM(nn.Module):
         e = F.dropout(self.embedding(x), self.dropout, self.training)  # e_t = E[w_t], (B, T, E)
         out, state = self._recur(e, state)  # h_t^(L), (B, T, H)
         out = F.dropout(out, self.dropout, self.training)
-        return self.decoder(out), state  # logits_t = W_hy h_t^(L) + b_y, (B, T, V)
+        return self._output(out), state
+
+    @property
+    def vocab_output(self) -> nn.Module:
+        """The output layer: `decoder` (full softmax) or `adaptive`."""
+        return self.decoder if hasattr(self, "decoder") else self.adaptive
+
+    def _output(self, h: torch.Tensor) -> torch.Tensor:
+        """What `loss` and `log_probs` take (deepnets.models.softmax): the logits W_hy h + b_y
+        (..., V) for the full softmax, h itself (..., H) for the adaptive one."""
+        return output_of(self.vocab_output, h)
 
     def forward_with_states(
         self, x: torch.Tensor, state: State | None = None
@@ -235,10 +260,14 @@ class RNNLM(nn.Module):
             _, state = self._recur(e[:, t : t + 1], state)  # s_t from (e_t, s_{t-1})
             h_top = (state[0] if isinstance(state, tuple) else state)[-1]  # (L, B, H) -> (B, H)
             h_top = F.dropout(h_top, self.dropout, self.training)
-            logits.append(self.decoder(h_top))  # (B, V)
+            logits.append(self._output(h_top))  # (B, V), or (B, H) for the adaptive softmax
             states.append(state)
         return torch.stack(logits, dim=1), state, states  # T x (B, V) -> (B, T, V)
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def loss(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy per token, in nats; exp() of it is the perplexity."""
-        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())  # (B*T, V), (B*T,)
+        return output_loss(self.vocab_output, output, targets)
+
+    def log_probs(self, output: torch.Tensor) -> torch.Tensor:
+        """log p(next token) over the whole vocabulary: (..., V)."""
+        return output_log_probs(self.vocab_output, output)

@@ -1,5 +1,6 @@
-"""The training loops: supervised (gradient steps) and counting (N-gram models); layer-wise
-pre-training and reinforcement learning come later. `run_experiment` picks the experiment's."""
+"""The training loops: supervised (gradient steps), counting (N-gram models) and language models
+(a token stream, truncated BPTT); layer-wise pre-training and reinforcement learning come later.
+`run_experiment` picks the experiment's."""
 
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ def run_experiment(
                 "nothing to resume, run it again"
             )
         return fit_and_evaluate(experiment, config, run_dir, preset)
-    from deepnets.train.supervised import train_and_evaluate
+    if experiment.loop == "language_model":
+        from deepnets.train.language_model import train_and_evaluate
+    else:
+        from deepnets.train.supervised import train_and_evaluate
 
     return train_and_evaluate(
         experiment, config, run_dir, preset=preset, resume=resume, progress=progress
@@ -42,4 +46,8 @@ def evaluate_saved_run(run_dir: Path, device: str = "auto", split: str = "test")
         from deepnets.train.count import evaluate_counts
 
         return evaluate_counts(experiment, config, split)
+    if experiment.loop == "language_model":
+        from deepnets.train import language_model
+
+        return language_model.evaluate_run(run_dir, device, split)
     return evaluate_run(run_dir, device, split)

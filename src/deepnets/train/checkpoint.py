@@ -43,7 +43,16 @@ def _atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dic
 
 
 def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    """The state dict as separate CPU tensors: a tensor shared by two names (tied embeddings) is
+    stored once under each name, since safetensors refuses shared memory."""
+    tensors, seen = {}, set()
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        if value.data_ptr() in seen:
+            value = value.clone()
+        seen.add(value.data_ptr())
+        tensors[key] = value
+    return tensors
 
 
 def _optimizer_split(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

@@ -110,8 +110,10 @@ def lr_at(step: int, total_steps: int, steps_per_epoch: int, config: TrainConfig
     if config.schedule == "cosine":
         progress = (step - warm) / max(1, total_steps - warm)
         return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
-    if config.schedule == "step":
-        return config.lr * config.step_gamma ** ((step // steps_per_epoch) // config.step_every)
+    if config.schedule == "step":  # decays after epoch decay_start, then every step_every epochs
+        epoch, start = step // steps_per_epoch, config.decay_start or config.step_every
+        decays = 0 if epoch < start else (epoch - start) // config.step_every + 1
+        return config.lr * config.step_gamma**decays
     return config.lr
 
 
@@ -175,7 +177,7 @@ def evaluate(
         y = y_all[start : start + config.eval_batch_size].to(device)
         if config.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(config, device):
+        with autocast(config, device):
             logits = model(x)
         loss_sum += float(batch_loss(model, logits.float(), y, config)) * len(y)
         correct += int((logits.argmax(1) == y).sum())
@@ -183,18 +185,18 @@ def evaluate(
     return {"loss": loss_sum / n, "accuracy": correct / n}
 
 
-def _autocast(config: TrainConfig, device: torch.device):
+def autocast(config: TrainConfig, device: torch.device):
     if not config.amp:
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def _append_jsonl(path: Path, record: dict) -> None:
+def append_jsonl(path: Path, record: dict) -> None:
     with open(path, "a") as handle:
         handle.write(json.dumps(record) + "\n")
 
 
-def _drop_unfinished_epoch(path: Path, epochs_done: int) -> None:
+def drop_unfinished_epoch(path: Path, epochs_done: int) -> None:
     """On resume, forget the metrics lines of the epoch that the crash interrupted."""
     if path.is_file():
         lines = [line for line in path.read_text().splitlines() if line.strip()]
@@ -202,7 +204,7 @@ def _drop_unfinished_epoch(path: Path, epochs_done: int) -> None:
         ckpt.atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
-def _seed_epoch(seed: int, epoch: int, rank: int) -> torch.Generator:
+def seed_epoch(seed: int, epoch: int, rank: int) -> torch.Generator:
     """Seed dropout (global RNG, per rank) and return the data-order generator (shared by ranks)."""
     torch.manual_seed(seed * 1_000_003 + epoch * 7919 + rank * 104_729 + 1)
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -260,7 +262,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
         optimizer.load_state_dict(optimizer_state)
         log(f"resuming {run_dir} after epoch {state['epoch']}")
         if ctx.is_main:
-            _drop_unfinished_epoch(run_dir / "metrics.jsonl", state["epoch"])
+            drop_unfinished_epoch(run_dir / "metrics.jsonl", state["epoch"])
     elif ctx.is_main:
         meta = run_metadata(experiment, preset, config, device, ctx.world_size)
         ckpt.atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
@@ -276,7 +278,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
 
     for epoch in range(state["epoch"], config.epochs):
         started = time.perf_counter()
-        generator = _seed_epoch(config.seed, epoch, ctx.rank)
+        generator = seed_epoch(config.seed, epoch, ctx.rank)
         model.train()
         running, running_n = torch.zeros((), device=device), 0
         bar = tqdm(
@@ -298,7 +300,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if config.channels_last and x.ndim == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(config, device):
+            with autocast(config, device):
                 logits = trained(x)
             loss = batch_loss(model, logits.float(), y, config)
             optimizer.zero_grad(set_to_none=True)
@@ -319,7 +321,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
                     )
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.3g}")
                 if ctx.is_main:
-                    _append_jsonl(
+                    append_jsonl(
                         metrics_path,
                         {"epoch": epoch + 1, "step": step + 1, "train_loss": mean_loss, "lr": lr},
                     )
@@ -336,7 +338,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
             ckpt.save_checkpoint(run_dir, model, optimizer, state)
             record = {"epoch": epoch + 1, "step": state["step"], "seconds": state["train_seconds"]}
             record.update({f"val_{k}": v for k, v in val.items()})
-            _append_jsonl(metrics_path, record)
+            append_jsonl(metrics_path, record)
             shown = "  ".join(f"val {k} {v:.4f}" for k, v in val.items())
             log(
                 f"epoch {epoch + 1:3d}/{config.epochs}  lr {lr:.4g}  {shown}  "
