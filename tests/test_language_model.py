@@ -248,28 +248,30 @@ def test_fig4_draws_a_map_and_a_neighbour_table_from_a_run(tmp_path):
 
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
-# One epoch of a smaller NPLM than the `small` preset's, to keep the suite short.
-NEIGHBOURS_RUN = dict(
-    embedding_size=64, hidden_size=256, epochs=1, batch_size=128, dropout=0.2, lr=3e-3
-)
-NEIGHBOURS_MIN_MEAN = 2.5
 
 
 @needs_ptb
-def test_word_vectors_of_a_trained_nplm_put_weekdays_beside_weekdays(tmp_path):
-    """Fig. 4's claim, on a model trained here for one epoch of Penn Treebank: most of the five
-    nearest neighbours (cosine) of a weekday are weekdays."""
-    from deepnets.data.ptb import load_ptb_ids
-    from deepnets.figures.fig4 import nearest_neighbours, word_vectors
+@pytest.mark.slow
+def test_word_vectors_of_the_trained_nplm_put_weekdays_beside_weekdays(tmp_path):
+    """Fig. 4's claim on the `nplm-ptb` small preset, trained here (about 25 minutes on two CPU
+    cores), or on the run folder named by $DEEPNETS_NPLM_RUN: most of the five nearest
+    neighbours (cosine) of a weekday are weekdays. One epoch of a smaller net is not enough
+    (measured: no weekday among any weekday's five neighbours), hence a slow test."""
+    import os
+    from pathlib import Path
 
-    config = dataclasses.replace(NPLM_PTB.preset("small"), **NEIGHBOURS_RUN)
-    train_and_evaluate(NPLM_PTB, config, tmp_path / "run", log=lambda line: None)
-    vocab, _ = load_ptb_ids()
-    model = NPLM_PTB.build_model(config)
-    model.load_state_dict(ckpt.load_weights(tmp_path / "run" / ckpt.BEST))
-    vectors = word_vectors(model)
+    from deepnets.figures.fig4 import nearest_neighbours, word_vectors
+    from deepnets.train.language_model import load_trained
+
+    run_dir = os.environ.get("DEEPNETS_NPLM_RUN")
+    if run_dir is None:
+        run_dir = tmp_path / "run"
+        train_and_evaluate(NPLM_PTB, NPLM_PTB.preset("small"), run_dir, log=lambda line: None)
+    experiment, _, corpus, model = load_trained(Path(run_dir))
+    assert experiment.id == "nplm-ptb"
+    vectors, vocab = word_vectors(model), corpus["vocab"]
     hits = {}
     for day in WEEKDAYS:
         hits[day] = sum(word in WEEKDAYS for word, _ in nearest_neighbours(vectors, vocab, day))
-    print(hits)
-    assert sum(hits.values()) / len(hits) >= NEIGHBOURS_MIN_MEAN, hits
+    assert sum(hits.values()) / len(hits) >= 3, hits
+    assert min(hits.values()) >= 2, hits

@@ -87,7 +87,7 @@ def _map_words(vocab, n_frequent: int) -> list[int]:
     return sorted(set(chosen) | set(extra))
 
 
-def draw_fig4(run_dir: str | None = None, out: str | None = None, n_frequent: int = 600) -> Path:
+def draw_fig4(run_dir: str | None = None, out: str | None = None, n_frequent: int = 400) -> Path:
     if run_dir is None:
         raise DeepnetsError(
             "fig4 needs a trained Penn Treebank language model's run folder, for example "
@@ -113,7 +113,7 @@ def draw_fig4(run_dir: str | None = None, out: str | None = None, n_frequent: in
     colours = {"weekdays": "tab:red", "months": "tab:blue", "countries": "tab:green"}
     group_of = {w: g for g, words in GROUPS.items() for w in words}
 
-    fig, (ax, side) = plt.subplots(1, 2, figsize=(17, 9), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, side) = plt.subplots(2, 1, figsize=(13, 14), gridspec_kw={"height_ratios": [5, 1]})
     for (x, y), i in zip(points, ids):
         word = vocab.words[i]
         group = group_of.get(word)
@@ -140,8 +140,8 @@ def draw_fig4(run_dir: str | None = None, out: str | None = None, n_frequent: in
     )
     table = neighbour_table(vectors, vocab)
     side.axis("off")
-    side.set_title("nearest neighbours by cosine similarity")
-    side.text(0, 1, table, family="monospace", fontsize=8, va="top", transform=side.transAxes)
+    side.set_title("nearest neighbours by cosine similarity", loc="left")
+    side.text(0, 1, table, family="monospace", fontsize=9, va="top", transform=side.transAxes)
     fig.tight_layout()
     path = Path(out) if out else Path("figures") / "fig4.png"
     path.parent.mkdir(parents=True, exist_ok=True)
