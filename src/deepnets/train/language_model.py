@@ -34,10 +34,11 @@ from deepnets.train import checkpoint as ckpt
 from deepnets.train.distributed import resolve_device
 from deepnets.train.supervised import (
     Log,
-    NonFiniteLossError,
     append_jsonl,
     build_model,
+    check_finite,
     drop_unfinished_epoch,
+    gradient_step,
     load_run,
     lr_at,
     make_optimizer,
@@ -165,22 +166,12 @@ def train_and_evaluate(
                 hidden = detach_state(hidden)
             output, hidden = model(x, hidden)
             loss = model.loss(output, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip_grad_norm > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
-            optimizer.step()
+            gradient_step(model, optimizer, loss, config)
             running += loss.detach()
             running_n += 1
             if (step + 1) % config.log_every == 0 or i == steps_per_epoch - 1:
                 mean_loss = float(running) / running_n
-                if not math.isfinite(mean_loss):
-                    raise NonFiniteLossError(
-                        f"training loss became {mean_loss} at epoch {epoch + 1}, step {step + 1} "
-                        f"(lr {lr:.4g}); stopped. The last good checkpoint (after epoch "
-                        f"{state['epoch']}) is kept in {run_dir}; try a lower lr or "
-                        "clip_grad_norm"
-                    )
+                check_finite(mean_loss, epoch, step, lr, state["epoch"], run_dir)
                 bar.set_postfix(ppl=f"{math.exp(min(mean_loss, 50)):.1f}", lr=f"{lr:.3g}")
                 append_jsonl(
                     metrics_path,

@@ -151,6 +151,27 @@ def batch_loss(model: nn.Module, logits: torch.Tensor, y: torch.Tensor, config: 
     return F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
 
 
+def gradient_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor, config: TrainConfig
+) -> None:
+    """Backpropagate `loss`, clip the global gradient norm if the config asks, take the step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.clip_grad_norm > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+    optimizer.step()
+
+
+def check_finite(mean_loss: float, epoch: int, step: int, lr: float, done: int, run_dir) -> None:
+    """Stop with a clear message once the training loss is NaN or infinite."""
+    if not math.isfinite(mean_loss):
+        raise NonFiniteLossError(
+            f"training loss became {mean_loss} at epoch {epoch + 1}, step {step + 1} "
+            f"(lr {lr:.4g}); stopped. The last good checkpoint (after epoch {done}) is kept in "
+            f"{run_dir}; try a lower lr or clip_grad_norm"
+        )
+
+
 def train_batches(
     n: int, config: TrainConfig, generator: torch.Generator, ctx: distributed.Context
 ) -> Iterator[torch.Tensor]:
@@ -303,22 +324,12 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
             with autocast(config, device):
                 logits = trained(x)
             loss = batch_loss(model, logits.float(), y, config)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip_grad_norm > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
-            optimizer.step()
+            gradient_step(model, optimizer, loss, config)
             running += loss.detach()
             running_n += 1
             if (step + 1) % config.log_every == 0 or i == steps_per_epoch - 1:
                 mean_loss = float(distributed.mean_over_ranks(ctx, running)) / running_n
-                if not math.isfinite(mean_loss):
-                    raise NonFiniteLossError(
-                        f"training loss became {mean_loss} at epoch {epoch + 1}, step {step + 1} "
-                        f"(lr {lr:.4g}); stopped. The last good checkpoint (after epoch "
-                        f"{state['epoch']}) is kept in {run_dir}; try a lower lr or "
-                        "clip_grad_norm"
-                    )
+                check_finite(mean_loss, epoch, step, lr, state["epoch"], run_dir)
                 bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.3g}")
                 if ctx.is_main:
                     append_jsonl(
