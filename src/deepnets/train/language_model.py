@@ -37,7 +37,6 @@ from deepnets.train.supervised import (
     append_jsonl,
     build_model,
     check_finite,
-    drop_unfinished_epoch,
     gradient_step,
     load_run,
     lr_at,
@@ -46,6 +45,7 @@ from deepnets.train.supervised import (
     run_metadata,
     run_summary,
     seed_epoch,
+    start_or_resume,
 )
 
 
@@ -101,17 +101,8 @@ def train_and_evaluate(
     model = build_model(experiment, config).to(device)
     _check_vocab(model, corpus["vocab"], experiment)
     optimizer = make_optimizer(model, config)
-    state = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "train_seconds": 0.0}
-    if restored is not None:
-        model_state, optimizer_state, state = restored
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(optimizer_state)
-        log(f"resuming {run_dir} after epoch {state['epoch']}")
-        drop_unfinished_epoch(run_dir / "metrics.jsonl", state["epoch"])
-    else:
-        meta = run_metadata(experiment, preset, config, device, 1)
-        ckpt.atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    meta = run_metadata(experiment, preset, config, device, 1)
+    state = start_or_resume(run_dir, restored, model, optimizer, meta, log, is_main=True)
     metrics_path = run_dir / "metrics.jsonl"
     select = experiment.metric if experiment.metric in ("loss", "perplexity") else "perplexity"
     tokens_per_step = config.batch_size * config.bptt

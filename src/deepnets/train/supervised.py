@@ -172,6 +172,25 @@ def check_finite(mean_loss: float, epoch: int, step: int, lr: float, done: int, 
         )
 
 
+def start_or_resume(
+    run_dir: Path, restored, model: nn.Module, optimizer, meta: dict, log: Log, is_main: bool
+) -> dict:
+    """Load a restored checkpoint into the model and optimizer and forget the metrics of the
+    interrupted epoch; or start the run folder afresh. Returns the training state."""
+    if restored is not None:
+        model_state, optimizer_state, state = restored
+        model.load_state_dict(model_state)
+        optimizer.load_state_dict(optimizer_state)
+        log(f"resuming {run_dir} after epoch {state['epoch']}")
+        if is_main:
+            drop_unfinished_epoch(run_dir / "metrics.jsonl", state["epoch"])
+        return state
+    if is_main:
+        ckpt.atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    return {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "train_seconds": 0.0}
+
+
 def train_batches(
     n: int, config: TrainConfig, generator: torch.Generator, ctx: distributed.Context
 ) -> Iterator[torch.Tensor]:
@@ -276,18 +295,8 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
-    state = {"epoch": 0, "step": 0, "best": None, "best_epoch": None, "train_seconds": 0.0}
-    if restored is not None:
-        model_state, optimizer_state, state = restored
-        model.load_state_dict(model_state)
-        optimizer.load_state_dict(optimizer_state)
-        log(f"resuming {run_dir} after epoch {state['epoch']}")
-        if ctx.is_main:
-            drop_unfinished_epoch(run_dir / "metrics.jsonl", state["epoch"])
-    elif ctx.is_main:
-        meta = run_metadata(experiment, preset, config, device, ctx.world_size)
-        ckpt.atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+    meta = run_metadata(experiment, preset, config, device, ctx.world_size)
+    state = start_or_resume(run_dir, restored, model, optimizer, meta, log, ctx.is_main)
     trained = model
     if ctx.world_size > 1:
         trained = nn.parallel.DistributedDataParallel(model)
