@@ -44,7 +44,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from deepnets.results import format_metric, latest_rows
 
     latest = latest_rows()
-    print(f"{'id':16s} {'published':34s} {'ours (latest results row per preset)':42s} presets")
+    print(f"{'id':20s} {'published':42s} {'ours (latest results row per preset)':42s} presets")
     for experiment in EXPERIMENTS.values():
         published = (
             f"{format_metric(experiment.metric, experiment.published.value)} "
@@ -56,7 +56,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             if eid == experiment.id
         ]
         print(
-            f"{experiment.id:16s} {published:34s} {'; '.join(ours) or 'not yet run':42s} "
+            f"{experiment.id:20s} {published:42s} {'; '.join(ours) or 'not yet run':42s} "
             f"{', '.join(experiment.presets)}"
         )
     return 0
