@@ -33,9 +33,10 @@ from torch import nn
 
 from deepnets.data.batching import bptt_batches, num_bptt_batches
 from deepnets.data.ptb import load_ptb_ids
+from deepnets.models.rnn_lm import detach_state
 from deepnets.registry import LSTM_PTB
 from deepnets.train.language_model import evaluate_stream, train_and_evaluate
-from deepnets.train.supervised import make_optimizer
+from deepnets.train.supervised import gradient_step, make_optimizer
 
 TARGET = 125.0
 EVALS_PER_EPOCH = 4
@@ -146,15 +147,11 @@ def throughput(ids: dict, config, bursts: int, steps: int = 40) -> dict:
     def run_ours() -> float:
         ours.train()
         state, started = None, time.perf_counter()
-        for x, y in our_batches:
+        for x, y in our_batches:  # the step of deepnets.train.language_model
             if state is not None:
-                state = tuple(s.detach() for s in state)
+                state = detach_state(state)
             output, state = ours(x, state)
-            loss = ours.loss(output, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(ours.parameters(), config.clip_grad_norm)
-            optimizer.step()
+            gradient_step(ours, optimizer, ours.loss(output, y), config)
         return len(our_batches) * config.batch_size * config.bptt / (time.perf_counter() - started)
 
     run_reference(), run_ours()  # warm up

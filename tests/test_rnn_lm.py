@@ -7,7 +7,8 @@ from torch.func import functional_call
 
 from deepnets import DeepnetsError
 from deepnets.data.batching import batchify, bptt_batches, num_bptt_batches
-from deepnets.data.tinyshakespeare import CharVocabulary, load_tinyshakespeare_ids, read_text
+from deepnets.data.store import read_text_file
+from deepnets.data.tinyshakespeare import CharVocabulary, load_tinyshakespeare_ids
 from deepnets.models.rnn_lm import RNNLM, ElmanLayer, LSTMLayer, detach_state
 
 torch.set_num_threads(1)
@@ -231,7 +232,7 @@ def test_char_vocabulary_round_trip_and_bad_text(tmp_path):
     bad = tmp_path / "input.txt"
     bad.write_bytes(b"\xff\xfe\x00\x01")
     with pytest.raises(DeepnetsError, match="input.txt"):
-        read_text(bad)
+        read_text_file(bad)
 
 
 def _has_tinyshakespeare() -> bool:

@@ -140,11 +140,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from deepnets.train.language_model import generate, load_trained
-    from deepnets.train.supervised import load_run
 
-    experiment, _, _ = load_run(Path(args.run_dir))
-    if experiment.loop != "language_model":
-        raise DeepnetsError(f"{args.run_dir} is a {experiment.id} run, not a language model's")
     if args.length < 1:
         raise DeepnetsError(f"--length must be at least 1, got {args.length}")
     _, _, corpus, model = load_trained(Path(args.run_dir), args.device or "auto")

@@ -321,6 +321,7 @@ def _shakespeare_stream(config: TrainConfig) -> dict:
     return {"vocab": vocab, **splits}
 
 
+_TINY_STREAM = dict(epochs=1, train_subset=20_000, log_every=10)  # tests: seconds
 PTB_VOCAB_SIZE = 10_000  # Mikolov's Penn Treebank
 SHAKESPEARE_VOCAB_SIZE = 65  # distinct characters of Tiny Shakespeare
 
@@ -368,15 +369,13 @@ NPLM_PTB = Experiment(
     title="Neural probabilistic language model (Bengio et al. 2003, ref 71)",
     presets={
         "tiny": NPLMConfig(
+            **_TINY_STREAM,
             context=2,
             embedding_size=16,
             hidden_size=32,
-            epochs=1,
-            train_subset=20_000,
             optimizer="adam",
             lr=1e-2,
             schedule="constant",
-            log_every=10,
         ),
         "small": NPLMConfig(
             context=6,
@@ -418,14 +417,12 @@ RNN_PTB = Experiment(
     title="Elman recurrent net language model, truncated BPTT (Fig. 5)",
     presets={
         "tiny": RNNLMConfig(
+            **_TINY_STREAM,
             cell="elman",
             n_layers=1,
             hidden_size=32,
-            epochs=1,
-            train_subset=20_000,
             lr=1.0,
             clip_grad_norm=0.25,
-            log_every=10,
         ),
         "small": RNNLMConfig(
             cell="elman",
@@ -472,12 +469,10 @@ LSTM_PTB = Experiment(
     title="Multi-layer LSTM language model with dropout (Zaremba et al. 2014, ref 79)",
     presets={
         "tiny": RNNLMConfig(
+            **_TINY_STREAM,
             hidden_size=32,
-            epochs=1,
-            train_subset=20_000,
             lr=1.0,
             clip_grad_norm=0.25,
-            log_every=10,
         ),
         # Zaremba's small size (2 x 200) with the method changed: input and output word
         # vectors tied (Press & Wolf 2017), dropout, BPTT 35 and a cosine learning-rate decay.
@@ -531,14 +526,12 @@ CHARLSTM_SHAKESPEARE = Experiment(
     title="Character-level LSTM on Tiny Shakespeare (next-character prediction, ref 83)",
     presets={
         "tiny": RNNLMConfig(
+            **_TINY_STREAM,
             hidden_size=32,
-            epochs=1,
-            train_subset=20_000,
             lr=1e-2,
             optimizer="adam",
             schedule="constant",
             bptt=50,
-            log_every=10,
         ),
         "small": RNNLMConfig(
             n_layers=2,

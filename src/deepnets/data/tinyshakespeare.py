@@ -9,7 +9,6 @@ for validation (1,003,854 and 111,540 characters).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 
 import torch
 
@@ -68,14 +67,9 @@ class CharVocabulary:
             ) from None
 
 
-def read_text(path: Path) -> str:
-    """The file as text; anything that is not UTF-8 text is an error naming the file."""
-    return read_text_file(path)
-
-
 def load_tinyshakespeare() -> str:
     """The whole corpus as one string."""
-    return read_text(fetch("tinyshakespeare", [FILE])[FILE.name])
+    return read_text_file(fetch("tinyshakespeare", [FILE])[FILE.name])
 
 
 def split_stream(

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from deepnets import DeepnetsError
+from deepnets.data.ptb import Vocabulary
 
 # Groups coloured on the map (the words PTB holds of each).
 GROUPS = {
@@ -102,9 +103,9 @@ def draw_fig4(run_dir: str | None = None, out: str | None = None, n_frequent: in
     from deepnets.train.language_model import load_trained
 
     experiment, _, corpus, model = load_trained(Path(run_dir))
-    if not hasattr(model, "embedding") or len(corpus["vocab"]) < 1000:
-        raise DeepnetsError(f"fig4 needs a word-level language model, not {experiment.id}")
     vocab = corpus["vocab"]
+    if not isinstance(vocab, Vocabulary):
+        raise DeepnetsError(f"fig4 needs a word-level language model, not {experiment.id}")
     vectors = word_vectors(model)
     ids = _map_words(vocab, n_frequent)
     points = TSNE(2, perplexity=30, init="pca", random_state=0).fit_transform(

@@ -174,7 +174,8 @@ class RNNLM(nn.Module):
                 f"tied embeddings need embedding_size == hidden_size, got {embedding_size} "
                 f"and {hidden_size}"
             )
-        self.cell_kind, self.n_layers, self.hidden_size = cell, n_layers, hidden_size
+        self.vocab_size, self.cell_kind, self.n_layers = vocab_size, cell, n_layers
+        self.hidden_size = hidden_size
         self.dropout, self.use_builtin = dropout, use_builtin
         self.embedding = nn.Embedding(vocab_size, embedding_size)  # E, (V, E)
         sizes = [embedding_size] + [hidden_size] * (n_layers - 1)  # each layer's input size

@@ -38,10 +38,11 @@ from deepnets.train.supervised import (
     build_model,
     check_finite,
     gradient_step,
-    load_run,
+    load_saved_model,
     lr_at,
     make_optimizer,
     print_line,
+    restore_selected,
     run_metadata,
     run_summary,
     seed_epoch,
@@ -68,11 +69,10 @@ def evaluate_stream(
 
 
 def _check_vocab(model: nn.Module, vocab, experiment: Experiment) -> None:
-    size = getattr(model, "vocab_size", None) or getattr(model.embedding, "num_embeddings", None)
-    if size is not None and size != len(vocab):
+    if model.vocab_size != len(vocab):
         raise DeepnetsError(
-            f"{experiment.id}: the model has {size} output words but the data's vocabulary has "
-            f"{len(vocab)}; the data files are not the ones this experiment expects"
+            f"{experiment.id}: the model has {model.vocab_size} output words but the data's "
+            f"vocabulary has {len(vocab)}; the data files are not the ones this experiment expects"
         )
 
 
@@ -104,7 +104,7 @@ def train_and_evaluate(
     meta = run_metadata(experiment, preset, config, device, 1)
     state = start_or_resume(run_dir, restored, model, optimizer, meta, log, is_main=True)
     metrics_path = run_dir / "metrics.jsonl"
-    select = experiment.metric if experiment.metric in ("loss", "perplexity") else "perplexity"
+    select = experiment.metric  # "loss" or "perplexity": either picks the same weights
     tokens_per_step = config.batch_size * config.bptt
     # On a terminal the bar shows progress; in a log file, five lines per epoch do.
     terminal = progress and sys.stderr.isatty()
@@ -125,11 +125,13 @@ def train_and_evaluate(
         append_jsonl(metrics_path, record)
         return val
 
-    def show(epoch: int, step: int, val: dict[str, float], seconds: float) -> None:
+    def show(epoch: int, step: int, val: dict[str, float], seconds: float) -> bool:
+        """Log a validation; return whether it reached the config's target (`stop_at`)."""
         log(
             f"epoch {epoch:3d}/{config.epochs}  step {step}  lr {lr:.4g}  val loss "
             f"{val['loss']:.4f}  val perplexity {val['perplexity']:.2f}  {seconds:.1f}s"
         )
+        return config.stop_at > 0 and val[select] <= config.stop_at
 
     stopped = False
     for epoch in range(state["epoch"], config.epochs):
@@ -178,11 +180,10 @@ def train_and_evaluate(
                 )
             if i + 1 in eval_points and i + 1 < steps_per_epoch:
                 val = validate(epoch + 1, step + 1, state["train_seconds"] + seconds)
-                show(epoch + 1, step + 1, val, state["train_seconds"] + seconds)
+                stopped = show(epoch + 1, step + 1, val, state["train_seconds"] + seconds)
                 paused = time.perf_counter() - started - seconds
                 model.train()
-                if config.stop_at > 0 and val[select] <= config.stop_at:
-                    stopped = True
+                if stopped:
                     break
         bar.close()
         if stopped:  # mid-epoch: no checkpoint (a resume restarts from the last epoch's)
@@ -193,13 +194,11 @@ def train_and_evaluate(
         state["epoch"], state["step"] = epoch + 1, (epoch + 1) * steps_per_epoch
         val = validate(epoch + 1, state["step"], state["train_seconds"])
         ckpt.save_checkpoint(run_dir, model, optimizer, state)
-        show(epoch + 1, state["step"], val, state["train_seconds"])
-        if config.stop_at > 0 and val[select] <= config.stop_at:
-            stopped = True
+        stopped = show(epoch + 1, state["step"], val, state["train_seconds"])
+        if stopped:
             break
 
-    if config.select == "best_val" and (run_dir / ckpt.BEST).is_file():
-        model.load_state_dict(ckpt.load_weights(run_dir / ckpt.BEST))
+    restore_selected(model, run_dir, config, holds_last=True)
     split = "test" if "test" in corpus else "valid"
     scores = evaluate_stream(model, corpus[split], config.eval_batch_size, config.bptt, device)
     summary = run_summary(
@@ -224,15 +223,11 @@ def train_and_evaluate(
 
 
 def load_trained(run_dir: Path, device: str = "cpu"):
-    """A run folder's experiment, config, data and model with its best (or last) weights."""
-    experiment, config, _ = load_run(run_dir)
-    model = build_model(experiment, config).to(resolve_device(device))
-    weights = Path(run_dir) / ckpt.BEST
-    if config.select == "best_val" and weights.is_file():
-        model.load_state_dict(ckpt.load_weights(weights))
-    else:
-        model.load_state_dict(ckpt.load_checkpoint(Path(run_dir))[0])
-    model.eval()
+    """A language-model run folder's experiment, config, data and model with its best (or last)
+    weights; any other run folder is an error, raised before its data are read."""
+    experiment, config, model = load_saved_model(run_dir, device)
+    if experiment.loop != "language_model":
+        raise DeepnetsError(f"{run_dir} is a {experiment.id} run, not a language model's")
     return experiment, config, experiment.load_data(config), model
 
 

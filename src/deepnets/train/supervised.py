@@ -368,8 +368,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
 
     if not ctx.is_main:
         return None
-    if config.select == "best_val" and (run_dir / ckpt.BEST).is_file():
-        model.load_state_dict(ckpt.load_weights(run_dir / ckpt.BEST))
+    restore_selected(model, run_dir, config, holds_last=True)
     test = evaluate(model, splits["test"], config, device)
     summary = run_summary(
         experiment,
@@ -406,17 +405,28 @@ def load_run(run_dir: Path) -> tuple[Experiment, TrainConfig, dict]:
     return experiment, config, meta
 
 
+def restore_selected(model: nn.Module, run_dir: Path, config, holds_last: bool = False) -> None:
+    """Give `model` the weights the config selects: the best on validation where the run kept
+    them, else the last checkpoint's (already in place when `holds_last`)."""
+    best = Path(run_dir) / ckpt.BEST
+    if config.select == "best_val" and best.is_file():
+        model.load_state_dict(ckpt.load_weights(best))
+    elif not holds_last:
+        model.load_state_dict(ckpt.load_checkpoint(Path(run_dir))[0])
+
+
+def load_saved_model(run_dir: Path, device: str = "auto"):
+    """A run folder's experiment, config and model (in eval mode) with its selected weights."""
+    experiment, config, _ = load_run(run_dir)
+    model = build_model(experiment, config).to(distributed.resolve_device(device))
+    restore_selected(model, run_dir, config)
+    return experiment, config, model.eval()
+
+
 def evaluate_run(run_dir: Path, device: str = "auto", split: str = "test") -> dict[str, float]:
     """Re-evaluate a saved supervised run: its best (or last) weights on a split."""
-    experiment, config, _ = load_run(run_dir)
-    dev = distributed.resolve_device(device)
-    model = build_model(experiment, config).to(dev)
-    weights = Path(run_dir) / ckpt.BEST
-    if config.select == "best_val" and weights.is_file():
-        model.load_state_dict(ckpt.load_weights(weights))
-    else:
-        model.load_state_dict(ckpt.load_checkpoint(Path(run_dir))[0])
+    experiment, config, model = load_saved_model(run_dir, device)
     splits = experiment.load_data(config)
     if split not in splits:
         raise DeepnetsError(f"unknown split {split!r}; splits: {', '.join(splits)}")
-    return evaluate(model, splits[split], config, dev)
+    return evaluate(model, splits[split], config, next(model.parameters()).device)
