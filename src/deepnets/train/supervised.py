@@ -291,6 +291,8 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
             f"{config.batch_size}"
         )
     total_steps = steps_per_epoch * config.epochs
+    if device.type == "cuda":  # the whole training split on the GPU: no copy per batch
+        train_x, train_y = train_x.to(device), train_y.to(device)
     model = build_model(experiment, config).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -324,6 +326,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
             lr = lr_at(step, total_steps, steps_per_epoch, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            idx = idx.to(train_y.device)
             x, y = train_x[idx], train_y[idx]
             if experiment.augment is not None:
                 x = experiment.augment(x, config, generator)
