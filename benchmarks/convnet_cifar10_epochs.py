@@ -25,7 +25,7 @@ from deepnets.registry import get_experiment
 from deepnets.results import append_row, bench_row
 from deepnets.train import run_experiment
 
-IMAGES_PER_EPOCH = 50_000
+CIFAR10_TRAIN = 50_000
 
 
 def main() -> None:
@@ -48,6 +48,7 @@ def main() -> None:
     experiment.load_data(base)  # decoded once, cached for the runs below
     print(f"data loaded in {time.perf_counter() - started:.1f}s", flush=True)
 
+    images = base.train_subset or CIFAR10_TRAIN - base.val_size  # training images per epoch
     table = []
     for epochs in [int(e) for e in args.epochs.split(",")]:
         config = dataclasses.replace(base, epochs=epochs)
@@ -58,7 +59,7 @@ def main() -> None:
             "epochs": epochs,
             "test_accuracy": summary["value"],
             "train_seconds": seconds,
-            "images_per_second": epochs * IMAGES_PER_EPOCH / seconds,
+            "images_per_second": epochs * images / seconds,
             "device": summary["device"],
         }
         table.append(row)
