@@ -2,9 +2,11 @@
 & Hinton 2012, ref 1): stacked 3x3 convolutions with ReLU, max-pooling, dropout, and generated
 training examples (random crops and flips), trained by SGD with momentum.
 
-The layout follows today's fast-training nets for CIFAR-10 (Page's ResNet-9 and Jordan's airbench,
+The layout follows today's fast-training nets for CIFAR-10 (Jordan's airbench and Page's ResNet-9,
 94% test accuracy in minutes of GPU time): a stem convolution, then three blocks that each widen
-the maps, pool them by 2 and convolve again, then a global max-pool and one linear layer.
+the maps and pool them by 2, then a global max-pool and one linear layer. In the `airbench` style
+every block convolves once more after pooling; in the `resnet9` style blocks 1 and 3 add a
+residual unit (two convolutions and a skip connection, He et al. 2016) and block 2 does not.
 
 Deviations from the paper: batch normalisation after every convolution (Ioffe & Szegedy 2015,
 which came after the 2012 net) instead of local response normalisation; no fully connected
@@ -13,6 +15,8 @@ test-time augmentation averages the scores of each image and its mirror image.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +34,17 @@ class ConvBN(nn.Sequential):
         )
 
 
+class Residual(nn.Module):
+    """y = x + F(x), F two ConvBN layers of the same width (He et al. 2016)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(ConvBN(width, width), ConvBN(width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
 class CifarConvNet(nn.Module):
     """stem -> [conv, pool 2, conv] x 3 -> global max-pool -> dropout -> linear scores.
 
@@ -44,15 +59,21 @@ class CifarConvNet(nn.Module):
         dropout: float = 0.0,
         score_scale: float = 0.125,
         flip_tta: bool = False,
+        style: Literal["airbench", "resnet9"] = "airbench",
     ):
         super().__init__()
         stem, *blocks = widths
         self.stem = ConvBN(3, stem)
-        layers, c_in = [], stem
-        for width in blocks:
-            layers.append(
-                nn.ModuleDict({"widen": ConvBN(c_in, width), "refine": ConvBN(width, width)})
-            )
+        layers, c_in, after = [], stem, []
+        for k, width in enumerate(blocks):
+            if style == "airbench":
+                refine, name = ConvBN(width, width), "conv 2"
+            elif k == 1:  # ResNet-9: block 2 has nothing after its pooling
+                refine, name = nn.Identity(), "pool (no residual)"
+            else:
+                refine, name = Residual(width), "residual"
+            layers.append(nn.ModuleDict({"widen": ConvBN(c_in, width), "refine": refine}))
+            after.append(name)
             c_in = width
         self.blocks = nn.ModuleList(layers)
         self.dropout = nn.Dropout(dropout)
@@ -60,8 +81,8 @@ class CifarConvNet(nn.Module):
         self.score_scale = score_scale  # small initial scores: a calmer start for the softmax
         self.flip_tta = flip_tta  # in eval mode, average the scores of x and its mirror image
         self.feature_names = ["stem"]
-        for k in range(1, len(blocks) + 1):
-            self.feature_names += [f"block {k} conv", f"block {k} pool", f"block {k} conv 2"]
+        for k, name in enumerate(after, start=1):
+            self.feature_names += [f"block {k} conv", f"block {k} pool", f"block {k} {name}"]
         self.feature_names += ["global max-pool", "class scores"]
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
