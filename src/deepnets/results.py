@@ -47,7 +47,7 @@ def bench_row(experiment: Experiment, preset: str, summaries: list[dict]) -> dic
         "mean": f"{statistics.mean(values):.6f}",
         "std": f"{statistics.stdev(values) if len(values) > 1 else 0.0:.6f}",
         "seeds": len(values),
-        "published": experiment.published.value,
+        "published": experiment.published_for(preset).value,
         "epochs": first["epochs"],
         "wall_seconds": f"{statistics.mean(s['wall_seconds'] for s in summaries):.1f}",
         "device": first["device"],
@@ -106,6 +106,12 @@ def _ours(row: dict) -> str:
     return text
 
 
+def published(experiment: Experiment, preset: str | None) -> str:
+    """The published number a preset is compared with, formatted, with its source."""
+    number = experiment.published_for(preset)
+    return f"{format_metric(experiment.metric, number.value)} ({number.source})"
+
+
 def systems_table(root: Path | None = None) -> str:
     latest = latest_rows(root)
     lines = [
@@ -115,18 +121,16 @@ def systems_table(root: Path | None = None) -> str:
     ]
     for experiment in EXPERIMENTS.values():
         rows = [r for (eid, _), r in latest.items() if eid == experiment.id]
-        published = (
-            f"{format_metric(experiment.metric, experiment.published.value)} "
-            f"({experiment.published.source})"
-        )
         if not rows:
             lines.append(
-                f"| {experiment.id} | {experiment.title} | | not yet run | | {published} | | |"
+                f"| {experiment.id} | {experiment.title} | | not yet run | "
+                f"| {published(experiment, None)} | | |"
             )
         for row in rows:
             lines.append(
                 f"| {experiment.id} | {experiment.title} | {row['preset']} | {_ours(row)} | "
-                f"{row['seeds']} | {published} | {float(row['wall_seconds']):.0f} s/seed | "
+                f"{row['seeds']} | {published(experiment, row['preset'])} | "
+                f"{float(row['wall_seconds']):.0f} s/seed | "
                 f"{row['device']} |"
             )
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from pathlib import Path
 from deepnets import DeepnetsError
 from deepnets.registry import Experiment
 from deepnets.train.checkpoint import atomic_write_text
-from deepnets.train.supervised import Log, print_line, run_metadata, run_summary
+from deepnets.train.supervised import Log, print_line, published_note, run_metadata, run_summary
 
 
 def fit_counts(experiment: Experiment, config) -> tuple[object, dict, float]:
@@ -49,7 +49,6 @@ def fit_and_evaluate(
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     log(
         f"valid perplexity {scores['valid']:.2f}  test perplexity {scores['test']:.2f}  "
-        f"(published {experiment.published.value}: {experiment.published.text}, "
-        f"{experiment.published.source})"
+        + published_note(experiment, preset)
     )
     return summary

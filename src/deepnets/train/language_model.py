@@ -42,6 +42,7 @@ from deepnets.train.supervised import (
     lr_at,
     make_optimizer,
     print_line,
+    published_note,
     restore_selected,
     run_metadata,
     run_summary,
@@ -215,9 +216,8 @@ def train_and_evaluate(
     summary["stopped_at_target"] = stopped
     ckpt.atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     log(
-        f"{split} {experiment.metric} {scores[experiment.metric]:.4f}  (published "
-        f"{experiment.published.value}: {experiment.published.text}, "
-        f"{experiment.published.source})"
+        f"{split} {experiment.metric} {scores[experiment.metric]:.4f}  "
+        + published_note(experiment, preset)
     )
     return summary
 

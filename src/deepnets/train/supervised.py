@@ -71,6 +71,12 @@ def run_metadata(experiment: Experiment, preset: str, config, device, world_size
     }
 
 
+def published_note(experiment: Experiment, preset: str) -> str:
+    """'(published VALUE: how the paper states it, source)' for a run's closing log line."""
+    published = experiment.published_for(preset)
+    return f"(published {published.value:.4g}: {published.text}, {published.source})"
+
+
 def run_summary(
     experiment: Experiment,
     preset: str,
@@ -87,7 +93,7 @@ def run_summary(
         "preset": preset,
         "metric": experiment.metric,
         "value": value,
-        "published": experiment.published.value,
+        "published": experiment.published_for(preset).value,
         "epochs": epochs,
         "best_epoch": best_epoch,
         "wall_seconds": round(seconds, 3),
@@ -385,9 +391,8 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
     )
     ckpt.atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     log(
-        f"test {experiment.metric} {test[experiment.metric]:.4f}  (published "
-        f"{experiment.published.value:.4f}: {experiment.published.text}, "
-        f"{experiment.published.source})"
+        f"test {experiment.metric} {test[experiment.metric]:.4f}  "
+        + published_note(experiment, preset)
     )
     return summary
 
