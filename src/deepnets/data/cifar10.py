@@ -16,6 +16,7 @@ else downloads the canonical file.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import tarfile
 from functools import lru_cache
@@ -181,7 +182,29 @@ def _arrays(source: Source) -> Arrays:
             f"with --set data_source=canonical"
         )
     verify(path, JPEG_COPY)
-    return read_image_folder(path)
+    return _decoded_once(path, JPEG_COPY.sha256)
+
+
+def _decoded_once(path: Path, sha256: str) -> Arrays:
+    """Decoding 60,000 JPEGs takes a while: keep the arrays in the user's cache folder, keyed by
+    the archive's checksum, and read them from there next time."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deepnets"
+    cached = cache / f"decoded-{path.name}-{sha256[:16]}.npz"
+    if cached.is_file():
+        try:
+            with np.load(cached) as saved:
+                return {
+                    split: (saved[f"{split}_x"], saved[f"{split}_y"]) for split in ("train", "test")
+                }
+        except (OSError, ValueError, KeyError):
+            cached.unlink(missing_ok=True)  # a damaged cache is decoded again
+    arrays = read_image_folder(path)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".partial.npz")
+    flat = {f"{split}_{k}": a for split, pair in arrays.items() for k, a in zip("xy", pair)}
+    np.savez(partial, **flat)
+    os.replace(partial, cached)
+    return arrays
 
 
 def load_cifar10(
