@@ -13,11 +13,11 @@ export PYTHONUNBUFFERED=1
 gpu_flags=(--set amp=true --set channels_last=true --device cuda)
 
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader >"$out/gpu.txt"
-timeout "$limit" python3 -m deepnets bench lstm-ptb --preset medium --device cuda --quiet >"$out/lstm-medium.log" 2>&1 &
-timeout "$limit" python3 -m deepnets bench lstm-ptb --preset medium-tied --device cuda --quiet >"$out/lstm-medium-tied.log" 2>&1 &
-timeout "$limit" python3 -m deepnets bench rnn-ptb --device cuda --quiet >"$out/rnn-ptb.log" 2>&1 &
-timeout $((limit - 120)) python3 benchmarks/convnet_cifar10_epochs.py --epochs 4,6,8,12,16 \
+timeout "$limit" python3 -m deepnets bench lstm-ptb --preset medium --device cuda --seeds 1 --quiet >"$out/lstm-medium.log" 2>&1 &
+timeout "$limit" python3 -m deepnets bench lstm-ptb --preset medium-tied --device cuda --seeds 1 --quiet >"$out/lstm-medium-tied.log" 2>&1 &
+timeout "$limit" python3 -m deepnets bench rnn-ptb --device cuda --seeds 1 --quiet >"$out/rnn-ptb.log" 2>&1 &
+timeout $((limit - 120)) python3 benchmarks/convnet_cifar10_epochs.py --epochs 8,12,16,24 \
     "${gpu_flags[@]}" --runs runs/bench-epochs --json "$out/cifar-sweep.json" >"$out/cifar-sweep.log" 2>&1
 wait
-timeout 100 python3 benchmarks/convnet_cifar10_epochs.py --epochs 8 "${gpu_flags[@]}" \
+timeout 100 python3 benchmarks/convnet_cifar10_epochs.py --epochs 24 "${gpu_flags[@]}" \
     --runs runs/bench-alone --no-rows --json "$out/cifar-alone.json" >"$out/cifar-alone.log" 2>&1
