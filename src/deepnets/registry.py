@@ -15,7 +15,7 @@ from torch import nn
 
 from deepnets import DeepnetsError
 from deepnets.config import TrainConfig
-from deepnets.data.augment import random_translate
+from deepnets.data.augment import random_time_shift, random_translate
 
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
@@ -228,6 +228,65 @@ CONVNET_DIGITS = Experiment(
     augment=_shift,
     published=Published(0.97, "97% test accuracy (this project's demo target)", "deepnets"),
     notes=("No paper number: the demo's own target.",),
+)
+
+
+# --- tdnn-fsdd: a time-delay network on spoken digits ------------------------------------------
+
+
+@dataclass(frozen=True)
+class TDNNConfig(TrainConfig):
+    n_mels: int = 40  # log-mel bands per 10 ms frame
+    frames: int = 100  # every utterance centred, padded or cropped to this many frames (1 s)
+    normalise: Literal["global", "utterance"] = "global"  # per-band mean/std: train set or own
+    channels: tuple[int, ...] = (64, 128, 128)  # feature maps of each time-delay layer
+    kernel_sizes: tuple[int, ...] = (5, 3, 3)  # frames each layer sees (its time delays)
+    dropout: float = 0.2  # before the output layer
+    max_shift: int = 10  # random time shift of training utterances, in frames (0: off)
+    val_size: int = 300  # training recordings held out for selection (300: repetitions 5-9)
+    eval_batch_size: int = 500
+
+
+def _fsdd_digits(config: TDNNConfig) -> Splits:
+    from deepnets.data.fsdd import load_fsdd_digits
+
+    splits = load_fsdd_digits(config.val_size, config.n_mels, config.frames, config.normalise)
+    return _subset(splits, config)
+
+
+def _tdnn(config: TDNNConfig) -> nn.Module:
+    from deepnets.models.tdnn import TDNN
+
+    return TDNN(config.n_mels, config.channels, config.kernel_sizes, 10, config.dropout)
+
+
+def _time_shift(x: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    return random_time_shift(x, config.max_shift, generator)  # type: ignore[attr-defined]
+
+
+TDNN_FSDD = Experiment(
+    id="tdnn-fsdd",
+    title="Time-delay network (1-D ConvNet) on spoken digits (refs 47-48)",
+    presets={
+        "tiny": TDNNConfig(
+            channels=(16, 32),
+            kernel_sizes=(5, 3),
+            epochs=3,
+            batch_size=32,
+            train_subset=600,
+            lr=0.05,
+            log_every=5,
+        ),
+        "small": TDNNConfig(epochs=30, batch_size=32, lr=0.05, warmup=0.1),
+    },
+    load_data=_fsdd_digits,
+    build_model=_tdnn,
+    augment=_time_shift,
+    published=Published(0.95, "~95% test accuracy (typical)", "FSDD baselines"),
+    notes=(
+        "The official FSDD split: repetitions 0-4 of each speaker and digit (300 recordings) "
+        "are the test set; validation is repetitions 5-9 of the training speakers.",
+    ),
 )
 
 
@@ -568,6 +627,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         MLP_MNIST,
         LENET5_MNIST,
         CONVNET_DIGITS,
+        TDNN_FSDD,
         KN5_PTB,
         NPLM_PTB,
         RNN_PTB,
