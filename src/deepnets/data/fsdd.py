@@ -153,6 +153,7 @@ def mel_to_hz(m):
     return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
 
 
+@lru_cache(maxsize=8)
 def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Triangular filters (n_mels, n_fft // 2 + 1): filter m rises from the centre of m - 1 to
     its own centre and falls to the centre of m + 1; centres equally spaced in mel, 0 to
@@ -162,7 +163,9 @@ def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int = SAMPLE_RATE) -> n
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (freqs[None, :] - lower) / (centre - lower)
     falling = (upper - freqs[None, :]) / (upper - centre)
-    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+    bank = np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+    bank.flags.writeable = False  # shared by every call (cached)
+    return bank
 
 
 def log_mel(
@@ -193,7 +196,9 @@ def fix_length(features: np.ndarray, frames: int, pad_value: float) -> np.ndarra
         start = (t - frames) // 2
         return features[start : start + frames]
     before = (frames - t) // 2
-    return np.pad(features, ((before, frames - t - before), (0, 0)), constant_values=pad_value)
+    out = np.full((frames, features.shape[1]), pad_value, dtype=features.dtype)
+    out[before : before + t] = features
+    return out
 
 
 # --- single digits: tdnn-fsdd --------------------------------------------------------------------
@@ -282,7 +287,6 @@ def join_recordings(
     return out
 
 
-@lru_cache(maxsize=2)
 def load_digit_strings(
     counts: tuple[int, int, int] = (4000, 300, 500),
     seed: int = 0,
@@ -296,7 +300,13 @@ def load_digit_strings(
     """{"train", "val", "test"}: `counts` spoken digit strings made from the training,
     validation and test recordings respectively, the same for the same arguments (`seed`).
     Features are log-mel frames normalised per band with the training strings' statistics."""
-    pools = split_recordings(load_recordings(folder), val_size)
+    where = str(folder or data_root() / "fsdd")
+    return _digit_strings(counts, seed, val_size, n_mels, lengths, gap_ms, gain_db, where)
+
+
+@lru_cache(maxsize=2)  # a run and its evaluation in one process build the strings once
+def _digit_strings(counts, seed, val_size, n_mels, lengths, gap_ms, gain_db, folder):
+    pools = split_recordings(load_recordings(Path(folder)), val_size)
     feats, labels = {}, {}
     for k, (split, count) in enumerate(zip(("train", "val", "test"), counts)):
         if count and not pools[split]:
