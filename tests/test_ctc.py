@@ -187,6 +187,22 @@ def test_tiny_preset_learns_tone_strings_in_seconds(tmp_path, monkeypatch):
     assert summary["value"] <= summary["greedy_digit_error_rate"] + 0.02
 
 
+def test_resume_continues_after_the_last_finished_epoch(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPNETS_DATA", str(tone_fsdd(tmp_path / "data")))
+    config = dataclasses.replace(
+        CTC_DIGITS.preset("tiny"), val_size=20, epochs=1, strings=(48, 8, 8)
+    )
+    train_and_evaluate(CTC_DIGITS, config, tmp_path / "run", **QUIET)
+    lines = []
+    config = dataclasses.replace(config, epochs=2)
+    summary = train_and_evaluate(
+        CTC_DIGITS, config, tmp_path / "run", resume=True, progress=False, log=lines.append
+    )
+    assert lines[0].startswith("resuming") and summary["epochs"] == 2
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [r["epoch"] for r in records if "val_loss" in r] == [1, 2]
+
+
 # --- the real recordings -------------------------------------------------------------------------
 
 

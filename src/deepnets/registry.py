@@ -286,6 +286,10 @@ TDNN_FSDD = Experiment(
     notes=(
         "The official FSDD split: repetitions 0-4 of each speaker and digit (300 recordings) "
         "are the test set; validation is repetitions 5-9 of the training speakers.",
+        "`small`: 40 log-mel bands per 10 ms, globally normalised, centred in 1 s (100 frames); "
+        "three time-delay layers (64, 128, 128 maps, kernels 5, 3, 3, batch norm, ReLU, max-pool "
+        "by 2), mean and max over time, dropout 0.2; random shifts of up to 10 frames; 30 epochs "
+        "of SGD with Nesterov momentum, batch 32, one-cycle lr peaking at 0.05.",
     ),
 )
 
@@ -369,7 +373,7 @@ CTC_DIGITS = Experiment(
             beam_width=4,
             log_every=4,
         ),
-        "small": CTCConfig(epochs=12),
+        "small": CTCConfig(epochs=8),
     },
     load_data=_digit_strings,
     build_model=_ctc,
@@ -382,6 +386,10 @@ CTC_DIGITS = Experiment(
         "50-300 ms silences and +-6 dB gains); training strings use training recordings only, "
         "test strings the official test recordings. The figure is the prefix beam search's "
         "digit error rate (edit distance / reference digits) on 500 test strings.",
+        "`small`: 40 log-mel bands, three stride-2 convolutions (128 maps; 80 ms per output "
+        "frame), 2 bidirectional LSTM layers of 128 units, dropout 0.2; 4,000 training strings, "
+        "8 epochs of Adam (lr 2e-3, cosine, clip 1.0), batch 32; test decoded by prefix beam "
+        "search of width 8.",
     ),
 )
 
