@@ -300,6 +300,11 @@ def load_digit_strings(
     """{"train", "val", "test"}: `counts` spoken digit strings made from the training,
     validation and test recordings respectively, the same for the same arguments (`seed`).
     Features are log-mel frames normalised per band with the training strings' statistics."""
+    if counts[0] < 1 or min(counts) < 0 or not 1 <= lengths[0] <= lengths[1]:
+        raise DeepnetsError(
+            f"digit strings need at least one training string and 1 <= fewest <= most digits; "
+            f"got counts {counts}, lengths {lengths}"
+        )
     where = str(folder or data_root() / "fsdd")
     return _digit_strings(counts, seed, val_size, n_mels, lengths, gap_ms, gain_db, where)
 
