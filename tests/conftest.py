@@ -52,3 +52,49 @@ def run_cli(
 def _results_in_tmp(tmp_path, monkeypatch):
     """No test writes into the checkout's results/ or RESULTS.md."""
     monkeypatch.setenv("DEEPNETS_RESULTS", str(tmp_path / "results-root"))
+
+
+needs_fsdd = pytest.mark.skipif(
+    shared_data("fsdd", ["SHA256SUMS", "recordings/7_jackson_32.wav"]) is None,
+    reason="set DEEPNETS_DATA to a folder holding fsdd/",
+)
+
+
+def write_wav(path: Path, samples, rate: int = 8000, channels: int = 1) -> None:
+    """A 16-bit PCM WAV file of float samples in [-1, 1]."""
+    import wave
+
+    import numpy as np
+
+    data = (np.clip(np.asarray(samples), -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(channels)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(data.tobytes())
+
+
+def tone_fsdd(
+    root: Path, speakers=("alice", "bob"), repetitions: int = 12, sums: bool = False
+) -> Path:
+    """A fake FSDD under root/fsdd: digit d is a 0.3 s tone at 300 + 300 d Hz (each speaker a
+    little higher), so that a model can learn it in seconds. Returns root."""
+    import hashlib
+
+    import numpy as np
+
+    folder = root / "fsdd" / "recordings"
+    folder.mkdir(parents=True)
+    t = np.arange(2400) / 8000
+    lines = []
+    for s, speaker in enumerate(speakers):
+        for digit in range(10):
+            for index in range(repetitions):
+                freq = 300 + 300 * digit + 20 * s + 5 * (index % 3)
+                path = folder / f"{digit}_{speaker}_{index}.wav"
+                write_wav(path, 0.3 * np.sin(2 * np.pi * freq * t) * np.hanning(len(t)))
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                lines.append(f"{digest}  recordings/{path.name}\n")
+    if sums:
+        (root / "fsdd" / "SHA256SUMS").write_text("".join(lines))
+    return root

@@ -92,6 +92,8 @@ def format_metric(metric: str, value: float) -> str:
         return f"{100 * (1 - value):.2f}% error"
     if metric == "perplexity":
         return f"{value:.2f} perplexity"
+    if metric == "digit_error_rate":
+        return f"{100 * value:.2f}% digit error rate"
     if metric == "loss":
         return f"{value:.3f} nats/token"
     return f"{value:.4g}"

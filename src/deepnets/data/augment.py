@@ -39,3 +39,15 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror each image of x (B, C, H, W) left-right with probability 1/2."""
     flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)  # (B,)
     return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def random_time_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each sequence of frames x (B, T, F) by up to max_shift frames either way, filling
+    with zeros (the normalised mean, which is also the padding of fixed-length utterances)."""
+    if max_shift <= 0:
+        return x
+    b, t, _ = x.shape
+    padded = F.pad(x, (0, 0, max_shift, max_shift))  # (B, T + 2s, F)
+    offsets = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator).to(x.device)
+    rows = offsets[:, None] + torch.arange(t, device=x.device)  # (B, T)
+    return padded[torch.arange(b, device=x.device)[:, None], rows]  # (B, T, F)

@@ -1,6 +1,6 @@
-"""The training loops: supervised (gradient steps), counting (N-gram models) and language models
-(a token stream, truncated BPTT); layer-wise pre-training and reinforcement learning come later.
-`run_experiment` picks the experiment's."""
+"""The training loops: supervised (gradient steps), counting (N-gram models), language models
+(a token stream, truncated BPTT) and CTC (variable-length speech to label strings); layer-wise
+pre-training and reinforcement learning come later. `run_experiment` picks the experiment's."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def run_experiment(
         return fit_and_evaluate(experiment, config, run_dir, preset)
     if experiment.loop == "language_model":
         from deepnets.train.language_model import train_and_evaluate
+    elif experiment.loop == "ctc":
+        from deepnets.train.ctc import train_and_evaluate
     else:
         from deepnets.train.supervised import train_and_evaluate
 
@@ -50,4 +52,8 @@ def evaluate_saved_run(run_dir: Path, device: str = "auto", split: str = "test")
         from deepnets.train import language_model
 
         return language_model.evaluate_run(run_dir, device, split)
+    if experiment.loop == "ctc":
+        from deepnets.train import ctc
+
+        return ctc.evaluate_run(run_dir, device, split)
     return evaluate_run(run_dir, device, split)
