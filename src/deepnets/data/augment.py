@@ -38,8 +38,8 @@ def gaussian_kernel(sigma: float) -> torch.Tensor:
 def smooth(field: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of field (N, H, W), separable: a 1-D convolution along rows, then columns.
 
-    Each row (and then each column) of every map is one sequence of a batched conv1d; zero padding
-    at the borders, as for the smoothing in Simard et al. 2003.
+    Each row (and then each column) of every map is one sequence of a batched conv1d, zero-padded
+    at the borders (so the field weakens near the edges, where MNIST digits have no ink).
     """
     if sigma <= 0:
         return field
@@ -90,7 +90,8 @@ def elastic_distort(
 
     Per image, displacement fields dx, dy are drawn uniform in [-1, 1] at every pixel, smoothed
     by a Gaussian of std `sigma` pixels and scaled by `alpha` (in pixels), optionally on top of a
-    small random affine map (rotation, scale, shear about the centre, as in later MNIST work).
+    small random affine map (rotation, scale, shear about the centre, in coordinates scaled to
+    [-1, 1]: a true rotation for square images), as in later MNIST work (Ciresan et al. 2010).
     The output pixel at (i, j) is the input bilinearly sampled at the moved position
 
         (i, j) -> A (i - c, j - c) + c + alpha * (G_sigma * (dy, dx))(i, j)
