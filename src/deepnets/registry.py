@@ -15,6 +15,7 @@ from torch import nn
 
 from deepnets import DeepnetsError
 from deepnets.config import TrainConfig
+from deepnets.data import mnist
 from deepnets.data.augment import elastic_distort, random_translate
 
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -41,6 +42,8 @@ class Experiment:
     loop: Literal["supervised", "count", "language_model"] = "supervised"  # deepnets.train
     default_preset: str = "small"  # the preset `deepnets run ID` uses
     notes: tuple[str, ...] = field(default_factory=tuple)  # caveats shown in RESULTS.md
+    class_names: tuple[str, ...] = ()  # classifiers: label k's name (empty: the indices)
+    read_image: Callable[[str], torch.Tensor] | None = None  # image file -> input (1, C, H, W)
 
     @property
     def config_cls(self) -> type[TrainConfig]:
@@ -130,6 +133,8 @@ MLP_MNIST = Experiment(
     load_data=_mnist,
     build_model=_mlp,
     augment=_shift,
+    class_names=mnist.CLASS_NAMES,
+    read_image=mnist.read_image,
     published=Published(1 - 0.016, "1.6% test error, 800 hidden units", "Simard et al. 2003"),
     notes=(
         "`small` is 784-800-800-10 with ReLU, dropout (0.2 input, 0.5 hidden) and random "
@@ -221,6 +226,8 @@ LENET5_MNIST = Experiment(
     load_data=_mnist,
     build_model=_lenet5,
     augment=_distort,
+    class_names=mnist.CLASS_NAMES,
+    read_image=mnist.read_image,
     published=Published(1 - 0.0095, "0.95% test error", "LeCun et al. 1998"),
     notes=(
         "`small` trains the ReLU/max-pool variant for 8 epochs with random translations of up to "
@@ -261,6 +268,7 @@ CONVNET_DIGITS = Experiment(
     load_data=_digits,
     build_model=lambda config: _lenet5(config, image_size=8),
     augment=_shift,
+    class_names=mnist.CLASS_NAMES,  # the same ten digits
     published=Published(0.97, "97% test accuracy (this project's demo target)", "deepnets"),
     notes=("No paper number: the demo's own target.",),
 )
