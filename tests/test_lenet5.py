@@ -49,3 +49,20 @@ def test_classic_subsampling_matches_its_definition():
     out = model.s2(x)
     # top-left 2x2 block is 0, 1, 4, 5: sum 10, times 0.5, plus 0.25
     assert out[0, 0, 0, 0].item() == 10 * 0.5 + 0.25
+
+
+def test_distorted_preset_is_a_widened_lenet5():
+    model = _lenet5(LENET5_MNIST.preset("distorted"))
+    maps = model.features(torch.zeros(2, 1, 28, 28))
+    assert [tuple(m.shape[1:]) for m in maps] == [
+        (32, 28, 28),
+        (32, 14, 14),
+        (64, 10, 10),
+        (64, 5, 5),
+        (256,),
+        (128,),
+        (10,),
+    ]
+    assert len(model.feature_names) == len(maps)
+    # C1 32*(25+1) + C3 64*(32*25+1) + F5 1600*256+256 + F6 256*128+128 + out 128*10+10
+    assert sum(p.numel() for p in model.parameters()) == 496_138

@@ -126,12 +126,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+IMAGE_FIGURES = ("fig2",)  # the figures that take --image FILE
+
+
 def cmd_figure(args: argparse.Namespace) -> int:
     from deepnets.figures import FIGURES
 
     if args.name not in FIGURES:
         raise DeepnetsError(f"unknown figure {args.name!r}; figures: {', '.join(FIGURES)}")
-    out = FIGURES[args.name](run_dir=args.run_dir, out=args.out)
+    options = {}
+    if args.image is not None:
+        if args.name not in IMAGE_FIGURES:
+            raise DeepnetsError(
+                f"--image is an option of {', '.join(IMAGE_FIGURES)} only, not of {args.name}"
+            )
+        options["image"] = args.image
+    out = FIGURES[args.name](run_dir=args.run_dir, out=args.out, **options)
     print(f"wrote {out}")
     return 0
 
@@ -222,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("name")
     fig.add_argument("run_dir", nargs="?")
     fig.add_argument("--out", help="output file (default figures/NAME.png)")
+    fig.add_argument(
+        "--image",
+        metavar="FILE",
+        help="fig2: a PNG or JPEG to feed the net (default: test image 0)",
+    )
 
     sample = sub.add_parser("sample", help="generate text from a trained language model")
     sample.add_argument("run_dir")

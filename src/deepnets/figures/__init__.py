@@ -1,7 +1,8 @@
 """The review's figures, each redrawn from this project's own models; one file per figure."""
 
 from deepnets.figures.fig1 import draw_fig1
+from deepnets.figures.fig2 import draw_fig2
 from deepnets.figures.fig4 import draw_fig4
 from deepnets.figures.fig5 import draw_fig5
 
-FIGURES = {"fig1": draw_fig1, "fig4": draw_fig4, "fig5": draw_fig5}
+FIGURES = {"fig1": draw_fig1, "fig2": draw_fig2, "fig4": draw_fig4, "fig5": draw_fig5}

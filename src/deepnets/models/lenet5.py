@@ -71,6 +71,8 @@ class LeNet5(nn.Module):
         self.f6 = nn.Linear(hidden[0], hidden[1])
         self.out = nn.Linear(hidden[1], n_classes)
         self.dropout = dropout
+        # the names of what `features` returns, in order
+        self.feature_names = ["C1 conv", "S2 pool", "C3 conv", "S4 pool", "F5", "F6", "output"]
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
