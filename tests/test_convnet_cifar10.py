@@ -213,6 +213,26 @@ def test_tiny_preset_learns_on_the_jpeg_copy_through_the_cli(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     assert f"{summary['value']:.4f}" in evaluated.stdout
 
+    figure = run_cli("figure", "fig2", str(run_dir), "--out", str(tmp_path / "fig2.png"))
+    assert figure.returncode == 0, figure.stderr
+    assert (tmp_path / "fig2.png").stat().st_size > 20_000
+
+
+def test_fig2_draws_every_map_of_both_styles_with_the_class_names():
+    from deepnets.figures.fig2 import build_fig2, layer_names, layer_outputs
+
+    for style in ("airbench", "resnet9"):
+        model = CifarConvNet((4, 8, 8, 16), style=style).eval()
+        x = torch.randn(1, 3, 32, 32)
+        outputs = layer_outputs(model, x)
+        names = layer_names(model, len(outputs))
+        assert names == model.feature_names
+        fig = build_fig2(x[0], outputs, names, CONVNET_CIFAR10.class_names)
+        maps = sum(o.shape[0] for o in outputs if o.ndim == 3)  # every (C, H, W) map
+        assert len(fig.axes) == 1 + maps + 1 + 1  # the input, the maps, the pooled strip, scores
+        labels = [t.get_text() for t in fig.axes[-1].get_xticklabels()]
+        assert labels == list(cifar10.CLASSES)
+
 
 @needs_cifar_jpeg
 def test_the_jpeg_copy_loads_balanced_and_standardised():
