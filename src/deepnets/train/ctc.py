@@ -42,6 +42,7 @@ from deepnets.train.supervised import (
     lr_at,
     make_optimizer,
     print_line,
+    record_epoch,
     restore_selected,
     run_metadata,
     run_summary,
@@ -185,14 +186,7 @@ def train_and_evaluate(
                 state["best"], state["best_loss"], state["best_epoch"] = *key, epoch + 1
                 ckpt.save_weights(run_dir / ckpt.BEST, model, {"epoch": str(epoch + 1)})
         ckpt.save_checkpoint(run_dir, model, optimizer, state)
-        record = {"epoch": epoch + 1, "step": state["step"], "seconds": state["train_seconds"]}
-        record.update({f"val_{k}": v for k, v in val.items()})
-        append_jsonl(metrics_path, record)
-        shown = "  ".join(f"val {k} {v:.4f}" for k, v in val.items())
-        log(
-            f"epoch {epoch + 1:3d}/{config.epochs}  lr {lr:.4g}  {shown}  "
-            f"{state['train_seconds']:.1f}s"
-        )
+        record_epoch(metrics_path, state, val, lr, config.epochs, log)
 
     restore_selected(model, run_dir, config, holds_last=True)
     test = evaluate_strings(model, splits["test"], config, device, config.beam_width)

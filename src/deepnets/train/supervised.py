@@ -242,6 +242,15 @@ def append_jsonl(path: Path, record: dict) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
+def record_epoch(path: Path, state: dict, val: dict, lr: float, epochs: int, log: Log) -> None:
+    """The finished epoch's line in metrics.jsonl (its validation scores) and its log line."""
+    record = {"epoch": state["epoch"], "step": state["step"], "seconds": state["train_seconds"]}
+    record.update({f"val_{k}": v for k, v in val.items()})
+    append_jsonl(path, record)
+    shown = "  ".join(f"val {k} {v:.4f}" for k, v in val.items())
+    log(f"epoch {state['epoch']:3d}/{epochs}  lr {lr:.4g}  {shown}  {state['train_seconds']:.1f}s")
+
+
 def drop_unfinished_epoch(path: Path, epochs_done: int) -> None:
     """On resume, forget the metrics lines of the epoch that the crash interrupted."""
     if path.is_file():
@@ -365,14 +374,7 @@ def _train(experiment, config, run_dir, preset, resume, progress, log, ctx) -> d
                 state["best"], state["best_epoch"] = value, epoch + 1
                 ckpt.save_weights(run_dir / ckpt.BEST, model, {"epoch": str(epoch + 1)})
             ckpt.save_checkpoint(run_dir, model, optimizer, state)
-            record = {"epoch": epoch + 1, "step": state["step"], "seconds": state["train_seconds"]}
-            record.update({f"val_{k}": v for k, v in val.items()})
-            append_jsonl(metrics_path, record)
-            shown = "  ".join(f"val {k} {v:.4f}" for k, v in val.items())
-            log(
-                f"epoch {epoch + 1:3d}/{config.epochs}  lr {lr:.4g}  {shown}  "
-                f"{state['train_seconds']:.1f}s"
-            )
+            record_epoch(metrics_path, state, val, lr, config.epochs, log)
         distributed.barrier(ctx)
 
     if not ctx.is_main:
