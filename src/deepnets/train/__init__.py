@@ -1,6 +1,6 @@
-"""The training loops: supervised (gradient steps), counting (N-gram models) and language models
-(a token stream, truncated BPTT); layer-wise pre-training and reinforcement learning come later.
-`run_experiment` picks the experiment's."""
+"""The training loops: supervised (gradient steps), counting (N-gram models), language models
+(a token stream, truncated BPTT) and layer-wise pre-training then fine-tuning; reinforcement
+learning comes later. `run_experiment` picks the experiment's."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ def run_experiment(
         return fit_and_evaluate(experiment, config, run_dir, preset)
     if experiment.loop == "language_model":
         from deepnets.train.language_model import train_and_evaluate
+    elif experiment.loop == "pretrain":
+        from deepnets.train.pretrain import train_and_evaluate
     else:
         from deepnets.train.supervised import train_and_evaluate
 
