@@ -121,6 +121,7 @@ def train_layer(
     device, n, batch = x.device, len(x), config.pretrain_batch_size
     if n < batch:
         raise DeepnetsError(f"pre-training needs at least {batch} images, got {n}")
+    folder.mkdir(parents=True, exist_ok=True)
     start, seconds = 0, 0.0
     in_progress = folder / IN_PROGRESS
     if in_progress.is_file():
