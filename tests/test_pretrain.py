@@ -51,9 +51,9 @@ SYNTH = dict(
     hidden=(32, 16),
     pretrain_epochs=2,
     pretrain_batch_size=50,
-    epochs=4,
+    epochs=8,
     batch_size=50,
-    lr=0.5,
+    lr=0.01,
     val_size=100,
     log_every=5,
     device="cpu",
@@ -231,7 +231,7 @@ def test_pretrain_then_finetune_learns_the_synthetic_task_and_shares_the_stack(
     summary = pretrain.train_and_evaluate(
         experiment, config, tmp_path / "a", progress=False, log=quiet
     )
-    assert summary["value"] >= 0.9, summary  # measured 1.0 for both
+    assert summary["value"] >= 0.8, summary  # measured 0.90 (dbn), 1.0 (sdae)
     assert (tmp_path / "a" / "pretrain" / "layer2.safetensors").is_file()
     lines = []
     other = dataclasses.replace(config, seed=1, labels=50)  # 5 labelled examples per class
@@ -293,7 +293,7 @@ def test_random_init_baseline_skips_pretraining(tmp_path):
         experiment, config, tmp_path / "r", progress=False, log=lines.append
     )
     assert not any("pretrain" in line for line in lines) and not (tmp_path / "pretrained").exists()
-    assert summary["value"] >= 0.5  # measured 0.91
+    assert summary["value"] >= 0.8  # measured 1.0
 
 
 def test_filters_figure_from_a_synthetic_sdae_run(tmp_path):
@@ -318,7 +318,7 @@ def test_cli_dbn_tiny_preset_on_mnist_then_eval_and_figures(tmp_path):
     result = run_cli("run", "dbn-mnist", "--preset", "tiny", "--run-dir", str(run_dir), "--quiet")
     assert result.returncode == 0, result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["experiment"] == "dbn-mnist" and summary["value"] >= 0.6, summary  # 0.70
+    assert summary["experiment"] == "dbn-mnist" and summary["value"] >= 0.7, summary  # 0.82
     assert summary["epochs"] == 3 and "pretrain layer 2 (64-32) epoch   2/2" in result.stdout
     evaluated = run_cli("eval", str(run_dir))
     assert evaluated.returncode == 0 and f"accuracy {summary['value']:.4f}" in evaluated.stdout
