@@ -137,7 +137,7 @@ def test_dae_training_lowers_the_denoising_loss():
         for i in range(0, 300, 50):
             dae.train_step(x[i : i + 50], lr=0.05, momentum=0.5, generator=g, noise=0.25)
     end = dae.loss(x, 0.25, torch.Generator().manual_seed(9)).item()
-    assert end < 0.5 * start, (start, end)  # measured: 548.6 -> 135.1
+    assert end < 0.6 * start, (start, end)  # measured: 598.8 -> 257.4
 
 
 # --- the greedy loop -----------------------------------------------------------------------------
