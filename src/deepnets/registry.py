@@ -905,7 +905,18 @@ DBN_MNIST = Experiment(
     published_by_preset={name: _NO_PAPER_NUMBER for name in _FEW_LABELS},
     loop="pretrain",
     layerwise=RBM_LAYERS,
-    notes=(),
+    notes=(
+        "`small`: 784-500-500-2000 RBMs (binary hidden units, MNIST intensities as visible "
+        "probabilities) trained bottom up with CD-1 for 8 epochs each (the paper: 50) on all "
+        "60,000 training images, lr 0.1, momentum 0.5 then 0.9, L2 2e-4; then the sigmoid "
+        "784-500-500-2000-10 net is fine-tuned with labels for 15 epochs of Adam (lr 1e-3, "
+        "cosine decay); no validation split, the last weights are tested. Hinton et al.'s 1.25% "
+        "came from generative up-down fine-tuning; Hinton & Salakhutdinov's 1.2% from "
+        "backpropagation with conjugate gradients, as here with Adam.",
+        "`labels-N`: the same pre-trained stack, fine-tuned on N labelled images (N/10 per "
+        "class, drawn by the seed); `+pretrain=false` rows are the same net and schedule from "
+        "PyTorch's default random initialisation (benchmarks/few_labels.py).",
+    ),
 )
 
 _SDAE_SMALL = SDAEConfig(pretrain_epochs=8, pretrain_lr=0.05, epochs=15)
@@ -924,7 +935,12 @@ SDAE_MNIST = Experiment(
     published_by_preset={name: _NO_PAPER_NUMBER for name in _FEW_LABELS},
     loop="pretrain",
     layerwise=DAE_LAYERS,
-    notes=(),
+    notes=(
+        "`small`: tied-weight denoising autoencoders with 25% masking noise and cross-entropy "
+        "reconstruction, 784-500-500-2000 (the DBN's sizes; SDAE-3 had 1000 units per layer "
+        "chosen on validation), 8 epochs per layer of SGD (lr 0.05, momentum 0.5 then 0.9, "
+        "batches of 100), then fine-tuned like dbn-mnist (15 epochs of Adam, cosine decay).",
+    ),
 )
 
 
