@@ -877,7 +877,7 @@ _TINY_PRETRAIN = dict(
 # class, drawn by `seed`), 200 to 300 steps; pre-training is `small`'s, on all 60,000 images, so
 # all three share its stack.
 _FEW_LABELS = {
-    "labels-100": dict(labels=100, batch_size=50, epochs=100),
+    "labels-100": dict(labels=100, batch_size=25, epochs=50),
     "labels-600": dict(labels=600, batch_size=100, epochs=40),
     "labels-1000": dict(labels=1000, batch_size=100, epochs=30),
 }

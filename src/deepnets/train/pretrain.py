@@ -186,8 +186,10 @@ def pretrain_stack(
     device = resolve_device(config.device)
     x = images.flatten(1).to(device)  # (N, C*H*W): the first layer's data
     sizes = (x.shape[1], *config.hidden)
+    n_layers = len(config.hidden)
+    to_train = [k for k in range(n_layers) if not (folder / f"layer{k + 1}.safetensors").is_file()]
     layers: list[nn.Module] = []
-    for k in range(len(config.hidden)):
+    for k in range(n_layers):
         layer = make_layer(experiment, config, k, sizes[k], sizes[k + 1]).to(device)
         done = folder / f"layer{k + 1}.safetensors"
         if done.is_file():
@@ -198,7 +200,8 @@ def pretrain_stack(
             ckpt.save_weights(done, layer, {"layer": str(k + 1)})
         layer.requires_grad_(False).eval()  # frozen: the layers above train on its codes
         layers.append(layer)
-        x = encode(experiment, layer, x)  # (N, sizes[k + 1]): the next layer's data
+        if any(j > k for j in to_train):  # a layer above still needs this layer's codes
+            x = encode(experiment, layer, x)  # (N, sizes[k + 1]): the next layer's data
     (folder / IN_PROGRESS).unlink(missing_ok=True)
     return layers
 
