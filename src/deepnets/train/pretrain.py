@@ -24,7 +24,9 @@ it stands alone (the figures read it from there). Fine-tuning seeds, label count
 schedules vary freely over one pre-training: that is what makes the few-label comparison
 cheap. With `pretrain=false` the same net is fine-tuned from random initialisation.
 
-Deviations: pre-training runs in one process (under torchrun every rank would repeat it).
+Deviations: pre-training runs in one process (under torchrun every rank would repeat it), and
+two runs that pre-train the same stack at the same moment would race on its folder: let the
+first finish its pre-training before starting the next.
 """
 
 from __future__ import annotations
