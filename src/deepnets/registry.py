@@ -885,9 +885,9 @@ _NO_PAPER_NUMBER = Published(
     math.nan, "the few-label comparison is against the same net from random init", "-"
 )
 
-# Hinton's recipe for the RBMs (lr 0.1, momentum 0.5 then 0.9, L2 2e-4, batches of 100), 8
+# Hinton's recipe for the RBMs (lr 0.1, momentum 0.5 then 0.9, L2 2e-4, batches of 100), 10
 # epochs per layer instead of 50; fine-tuning: 15 epochs of Adam on a cosine schedule.
-_DBN_SMALL = DBNConfig(pretrain_epochs=8, epochs=15)
+_DBN_SMALL = DBNConfig(pretrain_epochs=10, epochs=15)
 
 DBN_MNIST = Experiment(
     id="dbn-mnist",
@@ -907,7 +907,7 @@ DBN_MNIST = Experiment(
     layerwise=RBM_LAYERS,
     notes=(
         "`small`: 784-500-500-2000 RBMs (binary hidden units, MNIST intensities as visible "
-        "probabilities) trained bottom up with CD-1 for 8 epochs each (the paper: 50) on all "
+        "probabilities) trained bottom up with CD-1 for 10 epochs each (the paper: 50) on all "
         "60,000 training images, lr 0.1, momentum 0.5 then 0.9, L2 2e-4; then the sigmoid "
         "784-500-500-2000-10 net is fine-tuned with labels for 15 epochs of Adam (lr 1e-3, "
         "cosine decay); no validation split, the last weights are tested. Hinton et al.'s 1.25% "
@@ -919,7 +919,7 @@ DBN_MNIST = Experiment(
     ),
 )
 
-_SDAE_SMALL = SDAEConfig(pretrain_epochs=8, pretrain_lr=0.05, epochs=15)
+_SDAE_SMALL = SDAEConfig(pretrain_epochs=10, pretrain_lr=0.05, epochs=15)
 
 SDAE_MNIST = Experiment(
     id="sdae-mnist",
@@ -938,7 +938,7 @@ SDAE_MNIST = Experiment(
     notes=(
         "`small`: tied-weight denoising autoencoders with 25% masking noise and cross-entropy "
         "reconstruction, 784-500-500-2000 (the DBN's sizes; SDAE-3 had 1000 units per layer "
-        "chosen on validation), 8 epochs per layer of SGD (lr 0.05, momentum 0.5 then 0.9, "
+        "chosen on validation), 10 epochs per layer of SGD (lr 0.05, momentum 0.5 then 0.9, "
         "batches of 100), then fine-tuned like dbn-mnist (15 epochs of Adam, cosine decay).",
     ),
 )
