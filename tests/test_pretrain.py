@@ -4,6 +4,7 @@ resume after a crash, the few-label subsets, and dbn-mnist / sdae-mnist end to e
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -325,3 +326,31 @@ def test_cli_dbn_tiny_preset_on_mnist_then_eval_and_figures(tmp_path):
     for draw in (draw_filters, draw_dbn_samples):
         out = draw(str(run_dir), str(tmp_path / f"{draw.__name__}.png"))
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_few_label_table_pairs_pretrained_and_random_rows(tmp_path, monkeypatch):
+    import importlib.util
+
+    from deepnets.registry import DBN_MNIST
+    from deepnets.results import append_row, bench_row, published
+
+    spec = importlib.util.spec_from_file_location(
+        "few_labels", Path(__file__).parents[1] / "benchmarks" / "few_labels.py"
+    )
+    few_labels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(few_labels)
+    monkeypatch.setattr(few_labels, "OUT", tmp_path / "few_labels.md")
+    summary = dict(epochs=50, wall_seconds=1.0, device="cpu", torch="x", commit="y")
+    for preset, values in (
+        ("labels-100", (0.80, 0.82, 0.84)),
+        ("labels-100+pretrain=false", (0.70, 0.72, 0.74)),
+    ):
+        rows = [{**summary, "value": v} for v in values]
+        append_row(bench_row(DBN_MNIST, preset, rows), tmp_path)
+    monkeypatch.setenv("DEEPNETS_RESULTS", str(tmp_path))
+    text = few_labels.table()
+    assert "| 100 | 18.00 ± 2.00 (3) | 28.00 ± 2.00 (3) | +10.00 |" in text
+    assert "| 600 | not run | not run |  |" in text
+    assert published(DBN_MNIST, "labels-100").startswith("none (")
+    assert published(DBN_MNIST, "labels-100+pretrain=false").startswith("none (")
+    assert published(DBN_MNIST, "small+pretrain=false") == "1.25% error (Hinton et al. 2006)"
