@@ -344,12 +344,15 @@ def test_few_label_table_pairs_pretrained_and_random_rows(tmp_path, monkeypatch)
     for preset, values in (
         ("labels-100", (0.80, 0.82, 0.84)),
         ("labels-100+pretrain=false", (0.70, 0.72, 0.74)),
+        ("labels-100+pretrain=false,epochs=250", (0.75, 0.77, 0.79)),
     ):
         rows = [{**summary, "value": v} for v in values]
         append_row(bench_row(DBN_MNIST, preset, rows), tmp_path)
     monkeypatch.setenv("DEEPNETS_RESULTS", str(tmp_path))
     text = few_labels.table()
-    assert "| 100 | 18.00 ± 2.00 (3) | 28.00 ± 2.00 (3) | +10.00 |" in text
+    assert (
+        "| 100 | 18.00 ± 2.00 (3) | 28.00 ± 2.00 (3) | +10.00 | 23.00 ± 2.00 (3) | +5.00 |" in text
+    )
     assert "| 600 | not run | not run |  |" in text
     assert published(DBN_MNIST, "labels-100").startswith("none (")
     assert published(DBN_MNIST, "labels-100+pretrain=false").startswith("none (")
