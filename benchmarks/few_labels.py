@@ -42,13 +42,15 @@ def long_epochs(experiment: str, count: int, factor: int) -> int:
     return factor * EXPERIMENTS[experiment].presets[f"labels-{count}"].epochs
 
 
-def run(experiment: str, labels: list[int], seeds: int, random_init: bool, long: int) -> None:
+def run(
+    experiment: str, labels: list[int], seeds: int, random_init: bool, long: int, long_only: bool
+) -> None:
     """Bench each labels-N preset: pre-trained, from random init, and (with `long` > 0) from
-    random init for `long` times the steps."""
+    random init for `long` times the steps; `long_only`: that last alone."""
     for count in labels:
         common = ["bench", experiment, "--preset", f"labels-{count}", "--seeds", str(seeds)]
-        variants = [[]]
-        if random_init:
+        variants = [] if long_only else [[]]
+        if random_init and not long_only:
             variants.append(["--set", "pretrain=false"])
         if long:
             epochs = long_epochs(experiment, count, long)
@@ -125,12 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"also bench random init for {LONG}x the steps (the same net in both experiments)",
     )
+    bench.add_argument("--long-only", action="store_true", help="only the --long-random rows")
     sub.add_parser("table", help="write benchmarks/results/few_labels.md from results/*.csv")
     args = parser.parse_args(argv)
     if args.command == "run":
         labels = [int(n) for n in args.labels.split(",")]
-        long = LONG if args.long_random else 0
-        run(args.experiment, labels, args.seeds, not args.pretrained_only, long)
+        long = LONG if args.long_random or args.long_only else 0
+        run(args.experiment, labels, args.seeds, not args.pretrained_only, long, args.long_only)
     print(table())
     return 0
 
