@@ -94,7 +94,10 @@ def table() -> str:
         ]
         for name, preset in [*((str(n), f"labels-{n}") for n in LABELS), ("all", "small")]:
             pre, pre_error = _cell(latest.get((experiment, preset)))
-            rnd, rnd_error = _cell(latest.get((experiment, preset + RANDOM)))
+            random_row = latest.get((experiment, preset + RANDOM)) or latest.get(
+                ("dbn-mnist", preset + RANDOM)  # the random-init net is the same in both
+            )
+            rnd, rnd_error = _cell(random_row)
             long_row = None
             if preset != "small":  # the random net is the same in both experiments
                 count = int(preset.split("-")[1])
