@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import math
 import os
 import statistics
 from pathlib import Path
@@ -111,6 +112,8 @@ def _ours(row: dict) -> str:
 def published(experiment: Experiment, preset: str | None) -> str:
     """The published number a preset is compared with, formatted, with its source."""
     number = experiment.published_for(preset)
+    if math.isnan(number.value):  # a preset with no paper number of its own
+        return f"none ({number.text})"
     return f"{format_metric(experiment.metric, number.value)} ({number.source})"
 
 

@@ -1,6 +1,7 @@
 """The training loops: supervised (gradient steps), counting (N-gram models), language models
-(a token stream, truncated BPTT) and CTC (variable-length speech to label strings); layer-wise
-pre-training and reinforcement learning come later. `run_experiment` picks the experiment's."""
+(a token stream, truncated BPTT), CTC (variable-length speech to label strings) and layer-wise
+pre-training then fine-tuning; reinforcement learning comes later. `run_experiment` picks the
+experiment's."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def run_experiment(
         from deepnets.train.language_model import train_and_evaluate
     elif experiment.loop == "ctc":
         from deepnets.train.ctc import train_and_evaluate
+    elif experiment.loop == "pretrain":
+        from deepnets.train.pretrain import train_and_evaluate
     else:
         from deepnets.train.supervised import train_and_evaluate
 

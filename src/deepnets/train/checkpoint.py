@@ -112,6 +112,22 @@ def load_checkpoint(run_dir: Path) -> tuple[dict, dict, dict]:
     return model_state, optimizer_state, state
 
 
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], state: dict) -> None:
+    """Named tensors and a JSON state in one safetensors file, replaced atomically."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    _atomic_save_tensors(path, tensors, {"state": json.dumps(state)})
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors and JSON state that `save_tensors` wrote."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        return load_file(str(path)), json.loads(meta["state"])
+    except (SafetensorError, OSError, KeyError, ValueError) as err:
+        raise DeepnetsError(f"{path} cannot be read as a deepnets checkpoint: {err}") from None
+
+
 def save_weights(path: Path, model: torch.nn.Module, metadata: dict[str, str]) -> None:
     _atomic_save_tensors(path, model_tensors(model), metadata)
 

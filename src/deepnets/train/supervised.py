@@ -74,6 +74,8 @@ def run_metadata(experiment: Experiment, preset: str, config, device, world_size
 def published_note(experiment: Experiment, preset: str) -> str:
     """'(published VALUE: how the paper states it, source)' for a run's closing log line."""
     published = experiment.published_for(preset)
+    if math.isnan(published.value):
+        return f"(no published number: {published.text})"
     return f"(published {published.value:.4g}: {published.text}, {published.source})"
 
 
