@@ -68,27 +68,56 @@ def test_every_nplm_parameter_gets_a_finite_nonzero_gradient():
 # --- the adaptive softmax option of the recurrent model ----------------------------------------
 
 
-def test_adaptive_softmax_is_a_normalised_distribution_and_its_loss_matches():
+@pytest.mark.parametrize("tied", [False, True])
+def test_adaptive_softmax_is_a_normalised_distribution_and_its_loss_matches(tied):
     torch.manual_seed(0)
-    model = RNNLM(100, "lstm", 1, 16, softmax="adaptive", cutoffs=(20, 60), use_builtin=True)
+    model = RNNLM(
+        100, "lstm", 1, 16, softmax="adaptive", cutoffs=(20, 60), use_builtin=True, tie_weights=tied
+    )
     model = model.double().eval()
-    x, y = torch.randint(0, 100, (2, 5)), torch.randint(0, 100, (2, 5))
+    x = torch.randint(0, 100, (2, 5))
+    y = torch.tensor([[0, 19, 20, 59, 60], [99, 5, 42, 70, 1]])  # every cluster and its edges
     out, _ = model(x)
     log_p = model.log_probs(out)  # (2, 5, 100)
     assert log_p.shape == (2, 5, 100)
     torch.testing.assert_close(log_p.logsumexp(-1), torch.zeros(2, 5, dtype=torch.float64))
     expected = -log_p.gather(-1, y.unsqueeze(-1)).mean()
     torch.testing.assert_close(model.loss(out, y), expected)
-    with pytest.raises(ValueError, match="full softmax"):
-        RNNLM(100, tie_weights=True, softmax="adaptive")
 
 
-def test_tied_weights_survive_a_checkpoint(tmp_path):
-    model = RNNLM(50, "lstm", 1, 8, tie_weights=True, use_builtin=True)
+def test_tied_adaptive_softmax_scores_words_with_their_input_vectors():
+    torch.manual_seed(0)
+    model = RNNLM(30, "lstm", 1, 8, softmax="adaptive", cutoffs=(10,), tie_weights=True)
+    model = model.double().train()
+    assert model.adaptive.weight is model.embedding.weight
+    names = {name for name, _ in model.named_parameters()}
+    assert "adaptive.weight" not in names  # one parameter, listed once, under the embedding
+    x, y = torch.randint(0, 30, (3, 6)), torch.randint(0, 30, (3, 6))
+    out, _ = model(x)
+    model.loss(out, y).backward()
+    for name, p in model.named_parameters():
+        assert torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+    # A head word's probability by hand: the softmax over the head words and the cluster entry.
+    h = out[0, 0]
+    e, a = model.adaptive.weight, model.adaptive
+    head = torch.cat([e[:10] @ h + a.bias[:10], a.cluster_weight @ h + a.cluster_bias])
+    torch.testing.assert_close(model.log_probs(out)[0, 0, 3], head.log_softmax(0)[3])
+    # and a tail word's: the cluster entry's, times the word's within the cluster
+    tail = (e[10:] @ h + a.bias[10:]).log_softmax(0)
+    torch.testing.assert_close(model.log_probs(out)[0, 0, 17], head.log_softmax(0)[10] + tail[7])
+
+
+@pytest.mark.parametrize("softmax", ["full", "adaptive"])
+def test_tied_weights_survive_a_checkpoint(tmp_path, softmax):
+    model = RNNLM(
+        50, "lstm", 1, 8, tie_weights=True, use_builtin=True, softmax=softmax, cutoffs=(9,)
+    )
     ckpt.save_weights(tmp_path / "w.safetensors", model, {})
-    again = RNNLM(50, "lstm", 1, 8, tie_weights=True, use_builtin=True)
+    again = RNNLM(
+        50, "lstm", 1, 8, tie_weights=True, use_builtin=True, softmax=softmax, cutoffs=(9,)
+    )
     again.load_state_dict(ckpt.load_weights(tmp_path / "w.safetensors"))
-    assert again.decoder.weight is again.embedding.weight
+    assert again.vocab_output.weight is again.embedding.weight
     torch.testing.assert_close(again.embedding.weight, model.embedding.weight)
 
 

@@ -147,6 +147,7 @@ class RNNLM(nn.Module):
     (Grave et al. 2017): the most frequent words (below the first cutoff) share a head softmax
     with one entry per tail cluster, and the rare words of a cluster are scored through a smaller
     projection. It is still a normalised distribution over all V words, so perplexities compare.
+    With `tie_weights` it is `TiedAdaptiveSoftmax`: every word's output vector is its embedding.
     """
 
     def __init__(
@@ -189,9 +190,7 @@ class RNNLM(nn.Module):
         else:
             layer = LSTMLayer if cell == "lstm" else ElmanLayer
             self.layers = nn.ModuleList(layer(size, hidden_size) for size in sizes)
-        if softmax == "adaptive" and tie_weights:
-            raise ValueError("tied embeddings need the full softmax")
-        layer = output_layer(hidden_size, vocab_size, softmax, cutoffs)  # W_hy, b_y
+        layer = output_layer(hidden_size, vocab_size, softmax, cutoffs, tie_weights)  # W_hy, b_y
         if softmax == "full":
             self.decoder = layer
         else:
@@ -199,7 +198,7 @@ class RNNLM(nn.Module):
         if init_range is not None:  # Zaremba et al.: every parameter uniform in [-r, r]
             _uniform_(list(self.parameters()), init_range)
         if tie_weights:
-            self.decoder.weight = self.embedding.weight  # W_hy = E (Press & Wolf 2017)
+            self.vocab_output.weight = self.embedding.weight  # W_hy = E (Press & Wolf 2017)
 
     def init_state(self, batch_size: int) -> State:
         """The zero state for a batch: h (or h and c) of shape (n_layers, B, H)."""
