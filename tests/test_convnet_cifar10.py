@@ -216,6 +216,29 @@ def test_tiny_preset_learns_on_the_jpeg_copy_through_the_cli(tmp_path):
     figure = run_cli("figure", "fig2", str(run_dir), "--out", str(tmp_path / "fig2.png"))
     assert figure.returncode == 0, figure.stderr
     assert (tmp_path / "fig2.png").stat().st_size > 20_000
+    photo = tmp_path / "photo.jpg"  # any photo: its central square is scaled to 32x32
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (60, 90, 3), np.uint8)).save(photo)
+    out = tmp_path / "fig2-photo.png"
+    figure = run_cli("figure", "fig2", str(run_dir), "--image", str(photo), "--out", str(out))
+    assert figure.returncode == 0, figure.stderr
+    assert out.stat().st_size > 20_000
+
+
+@needs_cifar_jpeg
+def test_an_image_file_is_read_as_the_loader_reads_the_data_set(tmp_path):
+    test_images = cifar10._arrays("jpeg")["test"][0]  # (10000, 32, 32, 3) uint8
+    x_test = cifar10.load_cifar10("jpeg")["test"][0]
+    for k in (0, 7):
+        # the 32x32 image between two bars: the central square is the image itself
+        wide = np.zeros((32, 50, 3), np.uint8)
+        wide[:, 9:41] = test_images[k]
+        Image.fromarray(wide).save(tmp_path / "wide.png")
+        x = cifar10.read_image(tmp_path / "wide.png", "jpeg")
+        assert x.shape == (1, 3, 32, 32)
+        torch.testing.assert_close(x[0], x_test[k], atol=1e-5, rtol=0)
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(DeepnetsError, match="cannot be read as an image"):
+        cifar10.read_image(tmp_path / "notes.png", "jpeg")
 
 
 def test_fig2_draws_every_map_of_both_styles_with_the_class_names():

@@ -62,7 +62,7 @@ class Experiment:
     notes: tuple[str, ...] = field(default_factory=tuple)  # caveats shown in RESULTS.md
     published_by_preset: dict[str, Published] = field(default_factory=dict)  # other sizes' numbers
     class_names: tuple[str, ...] = ()  # classifiers: label k's name (empty: the indices)
-    read_image: Callable[[str], torch.Tensor] | None = None  # image file -> input (1, C, H, W)
+    read_image: Callable[[str, Any], torch.Tensor] | None = None  # (file, config) -> (1, C, H, W)
     layerwise: Layerwise | None = None  # the pre-trained layers (loop "pretrain")
 
     def published_for(self, preset: str | None = None) -> Published:
@@ -94,6 +94,10 @@ class MLPMnistConfig(TrainConfig):
     dropout: float = 0.5  # dropout on hidden units
     input_dropout: float = 0.2  # dropout on input pixels
     max_shift: int = 2  # random translation of training images, in pixels (0: off)
+
+
+def _read_mnist_image(path: str, config: TrainConfig) -> torch.Tensor:
+    return mnist.read_image(path)
 
 
 def _mnist(config: TrainConfig) -> Splits:
@@ -159,7 +163,7 @@ MLP_MNIST = Experiment(
     build_model=_mlp,
     augment=_shift,
     class_names=mnist.CLASS_NAMES,
-    read_image=mnist.read_image,
+    read_image=_read_mnist_image,
     published=Published(1 - 0.016, "1.6% test error, 800 hidden units", "Simard et al. 2003"),
     notes=(
         "`small` is 784-800-800-10 with ReLU, dropout (0.2 input, 0.5 hidden) and random "
@@ -252,7 +256,7 @@ LENET5_MNIST = Experiment(
     build_model=_lenet5,
     augment=_distort,
     class_names=mnist.CLASS_NAMES,
-    read_image=mnist.read_image,
+    read_image=_read_mnist_image,
     published=Published(1 - 0.0095, "0.95% test error", "LeCun et al. 1998"),
     notes=(
         "`small` trains the ReLU/max-pool variant for 8 epochs with random translations of up to "
@@ -321,6 +325,12 @@ def _cifar10(config: CifarConvNetConfig) -> Splits:
     return _subset(load_cifar10(config.data_source, config.val_size), config)
 
 
+def _read_cifar10_image(path: str, config: CifarConvNetConfig) -> torch.Tensor:
+    from deepnets.data.cifar10 import read_image
+
+    return read_image(path, config.data_source)
+
+
 def _crop_and_flip(x: torch.Tensor, config, generator: torch.Generator) -> torch.Tensor:
     x = random_translate(x, config.max_shift, generator, padding="reflect")
     return random_flip(x, generator) if config.flip else x
@@ -381,6 +391,7 @@ CONVNET_CIFAR10 = Experiment(
     build_model=_cifar_convnet,
     augment=_crop_and_flip,
     class_names=CIFAR10_CLASSES,
+    read_image=_read_cifar10_image,
     published=Published(0.94, "94% test accuracy (airbench94, canonical CIFAR-10)", "Jordan 2024"),
     notes=(
         "The rows here are measured on the lossy JPEG copy of CIFAR-10 (`data_source=auto` takes "

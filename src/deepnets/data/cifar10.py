@@ -207,6 +207,36 @@ def _decoded_once(path: Path, sha256: str) -> Arrays:
     return arrays
 
 
+@lru_cache(maxsize=2)
+def channel_stats(source: Source = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+    """The training split's mean and std per colour channel, of pixels in [0, 1]: (1, 3, 1, 1)
+    each. Every input, from the data set or from a file, is standardised with them."""
+    train = torch.from_numpy(_arrays(resolve_source(source))["train"][0])  # (N, 32, 32, 3) uint8
+    train = train.permute(0, 3, 1, 2).float().div_(255)
+    return train.mean(dim=(0, 2, 3), keepdim=True), train.std(dim=(0, 2, 3), keepdim=True)
+
+
+def read_image(path: str | Path, source: Source = "auto") -> torch.Tensor:
+    """Any PNG or JPEG photo as one CIFAR-10 input (1, 3, 32, 32): its central square, scaled to
+    32x32, standardised like the training images of `source`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            rgb = opened.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise DeepnetsError(f"{path} cannot be read as an image (PNG or JPEG): {err}") from None
+    w, h = rgb.size
+    if min(w, h) == 0:
+        raise DeepnetsError(f"{path} is an empty image")
+    side = min(w, h)
+    box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+    small = rgb.resize((32, 32), Image.Resampling.LANCZOS, box=box)
+    x = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    mean, std = channel_stats(source)
+    return (x - mean) / std
+
+
 def load_cifar10(
     source: Source = "auto", val_size: int = 0
 ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -223,9 +253,7 @@ def load_cifar10(
             )
     if not 0 <= val_size < 50000:
         raise DeepnetsError(f"val_size must be in [0, 50000), got {val_size}")
-    train = torch.from_numpy(arrays["train"][0]).permute(0, 3, 1, 2).float().div_(255)
-    mean = train.mean(dim=(0, 2, 3), keepdim=True)  # (1, 3, 1, 1)
-    std = train.std(dim=(0, 2, 3), keepdim=True)
+    mean, std = channel_stats(source)
 
     def tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255)  # (N, 3, 32, 32)

@@ -161,7 +161,7 @@ def input_for(experiment, config, image: str | None) -> tuple[torch.Tensor, str]
                 f"{experiment.id} has no reader for image files; draw its first test image "
                 "by leaving out --image"
             )
-        return experiment.read_image(image), Path(image).name
+        return experiment.read_image(image, config), Path(image).name
     x, y = experiment.load_data(config)["test"]
     names = experiment.class_names
     label = names[int(y[0])] if len(names) > int(y[0]) else str(int(y[0]))
