@@ -173,3 +173,12 @@ def test_kneser_ney_runs_end_to_end_through_the_counting_loop(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["metric"] == "perplexity" and 146 < summary["value"] < 151  # measured 148.28
     assert "nothing to resume" in _no_traceback(run_cli("run", "--resume", str(run_dir)))
+
+
+def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
+    from deepnets.cli import claim_run_dir
+
+    first = claim_run_dir(tmp_path / "runs", "20261126-120000-small-s0")
+    second = claim_run_dir(tmp_path / "runs", "20261126-120000-small-s0")
+    assert first.is_dir() and second.is_dir() and first != second
+    assert second.name == "20261126-120000-small-s0-2"

@@ -20,9 +20,26 @@ def _say(text: str) -> None:
         print(text)
 
 
+def claim_run_dir(parent: Path, name: str) -> Path:
+    """A new folder parent/name, created here, so that two runs started in the same second never
+    share one: on a clash the name gets a suffix (-2, -3, ...). Under torchrun only rank 0 writes,
+    so the other ranks take the name as it is (pass --run-dir there to be sure they agree)."""
+    if os.environ.get("RANK", "0") != "0":
+        return parent / name
+    parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        run_dir = parent / (name if k == 1 else f"{name}-{k}")
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        return run_dir
+    raise DeepnetsError(f"{parent} already holds 999 runs named {name}*")
+
+
 def _run_dir(experiment_id: str, preset: str, seed: int) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / experiment_id / f"{stamp}-{preset}-s{seed}"
+    return claim_run_dir(Path("runs") / experiment_id, f"{stamp}-{preset}-s{seed}")
 
 
 def _resolve_config(args: argparse.Namespace):
@@ -173,7 +190,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     summaries = []
     for k in range(args.seeds):
         config = dataclasses.replace(base, seed=base.seed + k)
-        run_dir = Path("runs") / "bench" / experiment.id / f"{stamp}-{preset}-s{config.seed}"
+        run_dir = claim_run_dir(
+            Path("runs") / "bench" / experiment.id, f"{stamp}-{preset}-s{config.seed}"
+        )
         _say(f"bench {experiment.id} [{preset}] seed {config.seed} -> {run_dir}")
         summary = run_experiment(
             experiment, config, run_dir, preset=preset, progress=not args.quiet
