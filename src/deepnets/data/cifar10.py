@@ -207,11 +207,15 @@ def _decoded_once(path: Path, sha256: str) -> Arrays:
     return arrays
 
 
-@lru_cache(maxsize=2)
 def channel_stats(source: Source = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """The training split's mean and std per colour channel, of pixels in [0, 1]: (1, 3, 1, 1)
     each. Every input, from the data set or from a file, is standardised with them."""
-    train = torch.from_numpy(_arrays(resolve_source(source))["train"][0])  # (N, 32, 32, 3) uint8
+    return _channel_stats(resolve_source(source))
+
+
+@lru_cache(maxsize=2)
+def _channel_stats(source: Source) -> tuple[torch.Tensor, torch.Tensor]:
+    train = torch.from_numpy(_arrays(source)["train"][0])  # (N, 32, 32, 3) uint8
     train = train.permute(0, 3, 1, 2).float().div_(255)
     return train.mean(dim=(0, 2, 3), keepdim=True), train.std(dim=(0, 2, 3), keepdim=True)
 
@@ -227,9 +231,9 @@ def read_image(path: str | Path, source: Source = "auto") -> torch.Tensor:
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise DeepnetsError(f"{path} cannot be read as an image (PNG or JPEG): {err}") from None
     w, h = rgb.size
-    if min(w, h) == 0:
-        raise DeepnetsError(f"{path} is an empty image")
     side = min(w, h)
+    if side == 0:
+        raise DeepnetsError(f"{path} is an empty image")
     box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
     small = rgb.resize((32, 32), Image.Resampling.LANCZOS, box=box)
     x = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255).permute(2, 0, 1)[None]

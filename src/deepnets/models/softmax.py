@@ -71,19 +71,16 @@ class TiedAdaptiveSoftmax(nn.Module):
     def forward(self, h: torch.Tensor, targets: torch.Tensor) -> AdaptiveOutput:
         # h (N, H), targets (N,)
         c1 = self.cutoffs[0]
-        head = self._head_log_probs(h)  # (N, c_1 + k)
-        entry = targets.clone()  # the head entry of each target: itself, or its cluster's
-        tails = []
-        for i in range(len(self.cutoffs) - 1):
-            lo, hi = self.cutoffs[i], self.cutoffs[i + 1]
-            rows = ((targets >= lo) & (targets < hi)).nonzero().squeeze(1)
-            entry[rows] = c1 + i
+        starts = torch.tensor(self.cutoffs[:-1], device=targets.device)  # c_1, ..., c_k
+        cluster = torch.bucketize(targets, starts, right=True)  # 0: the head, i: tail cluster i
+        entry = torch.where(cluster == 0, targets, c1 + cluster - 1)  # each target's head entry
+        log_p = self._head_log_probs(h).gather(1, entry.unsqueeze(1))[:, 0]  # (N,)
+        for i in range(1, len(self.cutoffs)):
+            rows = (cluster == i).nonzero().squeeze(1)
             if len(rows):
-                within = self._cluster_log_probs(h[rows], i)  # (n_i, c_{i+1} - c_i)
-                tails.append((rows, within.gather(1, (targets[rows] - lo).unsqueeze(1))[:, 0]))
-        log_p = head.gather(1, entry.unsqueeze(1))[:, 0]  # (N,)
-        for rows, within in tails:
-            log_p = log_p.index_add(0, rows, within)
+                within = self._cluster_log_probs(h[rows], i - 1)  # (n_i, c_{i+1} - c_i)
+                word = (targets[rows] - self.cutoffs[i - 1]).unsqueeze(1)
+                log_p = log_p.index_add(0, rows, within.gather(1, word)[:, 0])
         return AdaptiveOutput(log_p, -log_p.mean())
 
     def log_prob(self, h: torch.Tensor) -> torch.Tensor:
