@@ -14,7 +14,7 @@ from PIL import Image
 
 from deepnets import DeepnetsError
 from deepnets.data import cifar10
-from deepnets.data.augment import random_flip, random_translate
+from deepnets.data.augment import random_cutout, random_flip, random_translate
 from deepnets.models.convnet_cifar import CifarConvNet
 from deepnets.registry import CONVNET_CIFAR10
 
@@ -266,3 +266,21 @@ def test_the_jpeg_copy_loads_balanced_and_standardised():
     assert full["val"][1].bincount(minlength=10).min() > 400  # a random, balanced split
     train = full["train"][0]
     assert abs(float(train.mean())) < 0.05 and abs(float(train.std()) - 1) < 0.05
+
+
+def test_cutout_zeroes_one_square_per_image_in_every_channel():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(500, 3, 12, 12) + 1.0  # no zero anywhere before the cutout
+    out = random_cutout(x, 4, generator)
+    zeroed = out == 0  # (B, C, H, W)
+    assert bool((zeroed.all(1) == zeroed.any(1)).all())  # the same pixels in every channel
+    torch.testing.assert_close(out[~zeroed], x[~zeroed])  # the rest untouched
+    for mask in zeroed[:, 0]:
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        assert 1 <= len(rows) <= 4 and 1 <= len(cols) <= 4
+        assert int(mask.sum()) == len(rows) * len(cols)  # one axis-aligned rectangle
+        assert rows.diff().eq(1).all() and cols.diff().eq(1).all()
+    counts = zeroed[:, 0].flatten(1).sum(1)
+    assert (counts == 16).float().mean() > 0.3  # a whole square unless it crosses a border
+    assert bool((counts < 16).any())  # ...which happens near the borders
+    assert random_cutout(x, 0, generator) is x

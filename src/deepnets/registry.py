@@ -20,6 +20,7 @@ from deepnets.config import TrainConfig
 from deepnets.data import mnist
 from deepnets.data.augment import (
     elastic_distort,
+    random_cutout,
     random_flip,
     random_time_shift,
     random_translate,
@@ -316,6 +317,7 @@ class CifarConvNetConfig(TrainConfig):
     dropout: float = 0.0  # before the output layer
     max_shift: int = 2  # random crops: reflect-pad by this many pixels, crop 32x32 (0: off)
     flip: bool = True  # random left-right mirror images
+    cutout: int = 0  # zero a random square of this side in every training image (0: off)
     flip_tta: bool = True  # test-time augmentation: average scores of the image and its mirror
 
 
@@ -331,9 +333,10 @@ def _read_cifar10_image(path: str, config: CifarConvNetConfig) -> torch.Tensor:
     return read_image(path, config.data_source)
 
 
-def _crop_and_flip(x: torch.Tensor, config, generator: torch.Generator) -> torch.Tensor:
+def _crop_flip_cutout(x: torch.Tensor, config, generator: torch.Generator) -> torch.Tensor:
     x = random_translate(x, config.max_shift, generator, padding="reflect")
-    return random_flip(x, generator) if config.flip else x
+    x = random_flip(x, generator) if config.flip else x
+    return random_cutout(x, config.cutout, generator)
 
 
 def _cifar_convnet(config: CifarConvNetConfig) -> nn.Module:
@@ -389,7 +392,7 @@ CONVNET_CIFAR10 = Experiment(
     },
     load_data=_cifar10,
     build_model=_cifar_convnet,
-    augment=_crop_and_flip,
+    augment=_crop_flip_cutout,
     class_names=CIFAR10_CLASSES,
     read_image=_read_cifar10_image,
     published=Published(0.94, "94% test accuracy (airbench94, canonical CIFAR-10)", "Jordan 2024"),

@@ -1,5 +1,6 @@
-"""Training-data generators on tensors (no torchvision): random translations, and elastic
-distortions with small random affine maps (Simard, Steinkraus & Platt 2003)."""
+"""Training-data generators on tensors (no torchvision): random translations, mirror images,
+cutout (DeVries & Taylor 2017), and elastic distortions with small random affine maps (Simard,
+Steinkraus & Platt 2003)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,27 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror each image of x (B, C, H, W) left-right with probability 1/2."""
     flip = (torch.rand(x.shape[0], generator=generator) < 0.5).to(x.device)  # (B,)
     return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def random_cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero a size x size square of every image of x (B, C, H, W), in all channels.
+
+    Each square's centre is uniform over the image, so near a border only part of the square
+    falls inside it (DeVries & Taylor 2017). On standardised images zero is the mean colour.
+    """
+    if size <= 0:
+        return x
+    b, _, h, w = x.shape
+    rows_at = torch.randint(0, h, (b,), generator=generator)
+    cols_at = torch.randint(0, w, (b,), generator=generator)
+    centres = torch.stack([rows_at, cols_at]).to(x.device)  # (2, B)
+    low = centres - size // 2  # (2, B): the square's first row and column, maybe outside
+    rows = torch.arange(h, device=x.device)  # (H,)
+    cols = torch.arange(w, device=x.device)  # (W,)
+    inside_rows = (rows >= low[0, :, None]) & (rows < low[0, :, None] + size)  # (B, H)
+    inside_cols = (cols >= low[1, :, None]) & (cols < low[1, :, None] + size)  # (B, W)
+    square = inside_rows[:, :, None] & inside_cols[:, None, :]  # (B, H, W)
+    return x.masked_fill(square[:, None], 0.0)
 
 
 def random_time_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
