@@ -137,6 +137,31 @@ def test_run_eval_list_and_bench_end_to_end(tmp_path):
     assert listing.returncode == 0 and "[tiny]" in listing.stdout
     assert "lenet5-mnist" in listing.stdout and "0.95% error" in listing.stdout
 
+    # the same row again, gathered from the bench's finished runs instead of training
+    seeds = sorted((tmp_path / "runs" / "bench" / "convnet-digits").iterdir())
+    assert [p.name[-2:] for p in seeds] == ["s0", "s1"]
+    gathered = run_cli("bench", "convnet-digits", "--from-runs", *map(str, seeds), env=env)
+    assert gathered.returncode == 0, gathered.stderr
+    rows = (root / "results" / "convnet-digits.csv").read_text().splitlines()
+    assert rows[2].split(",")[:6] == rows[1].split(",")[:6]  # label, metric, mean, std, seeds
+    # the overridden run is labelled with what differs from its preset; mixing it is refused
+    alone = run_cli("bench", "convnet-digits", "--from-runs", str(run_dir), env=env)
+    assert alone.returncode == 0, alone.stderr
+    label = (root / "results" / "convnet-digits.csv").read_text().splitlines()[3].split('"')[1]
+    assert label == "tiny+epochs=5,lr=0.1"
+    mixed = run_cli("bench", "convnet-digits", "--from-runs", str(run_dir), str(seeds[1]), env=env)
+    assert "differ in more than their seed" in _no_traceback(mixed)
+    twice = run_cli("bench", "convnet-digits", "--from-runs", str(seeds[0]), str(seeds[0]), env=env)
+    assert "repeat a seed" in _no_traceback(twice)
+    other = run_cli("bench", "mlp-mnist", "--from-runs", str(seeds[0]), env=env)
+    assert "is a convnet-digits run" in _no_traceback(other)
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(seeds[0], unfinished)
+    (unfinished / "summary.json").unlink()
+    assert "has not finished" in _no_traceback(
+        run_cli("bench", "convnet-digits", "--from-runs", str(unfinished), env=env)
+    )
+
 
 def test_figure_fig1_writes_a_png(tmp_path):
     out = tmp_path / "fig1.png"

@@ -179,11 +179,51 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finished_runs(experiment, preset: str | None, run_dirs: list[str]) -> tuple[str, list[dict]]:
+    """The summaries of finished runs of one config (seeds apart), and the row's preset label:
+    the preset (by default the one the runs recorded), plus `+key=value` for every field where
+    the runs differ from it."""
+    from deepnets.train.supervised import load_run
+
+    summaries, configs, presets = [], [], set()
+    for run_dir in map(Path, run_dirs):
+        ran, config, meta = load_run(run_dir)
+        if ran.id != experiment.id:
+            raise DeepnetsError(f"{run_dir} is a {ran.id} run, not {experiment.id}")
+        presets.add(meta.get("preset", experiment.default_preset))
+        summary_path = run_dir / "summary.json"
+        if not summary_path.is_file():
+            raise DeepnetsError(f"{run_dir} has not finished (no summary.json)")
+        summaries.append(json.loads(summary_path.read_text()))
+        configs.append(dataclasses.replace(config, seed=0, device="auto"))
+    if any(c != configs[0] for c in configs[1:]):
+        raise DeepnetsError("the runs differ in more than their seed and device: not one row")
+    seeds = [s["seed"] for s in summaries]
+    if len(set(seeds)) != len(seeds):
+        raise DeepnetsError(f"the runs repeat a seed ({seeds}): one row needs distinct seeds")
+    preset = preset or min(presets)
+    named = dataclasses.replace(experiment.preset(preset), seed=0, device="auto")
+    changed = [
+        f"{f.name}={getattr(configs[0], f.name)}"
+        for f in dataclasses.fields(named)
+        if getattr(configs[0], f.name) != getattr(named, f.name)
+    ]
+    return (f"{preset}+{','.join(changed)}" if changed else preset), summaries
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from deepnets.results import append_row, bench_row, write_results_md
     from deepnets.train import run_experiment
 
     experiment, preset, base = _resolve_config(args)
+    if args.from_runs:
+        if args.set:
+            raise DeepnetsError("--set does not go with --from-runs: the runs' configs are used")
+        label, summaries = _finished_runs(experiment, args.preset, args.from_runs)
+        path = append_row(bench_row(experiment, label, summaries))
+        write_results_md()
+        print(f"appended a row of {len(summaries)} finished runs to {path}")
+        return 0
     if args.seeds < 1:
         raise DeepnetsError("--seeds must be at least 1")
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -269,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("experiment")
     training_options(bench)
     bench.add_argument("--seeds", type=int, default=3)
+    bench.add_argument(
+        "--from-runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="make the row from these finished runs of one config (seeds in parallel, or on "
+        "other machines) instead of training",
+    )
     return parser
 
 

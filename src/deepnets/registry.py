@@ -367,13 +367,15 @@ CONVNET_CIFAR10 = Experiment(
             log_every=5,
         ),
         # Page's ResNet-9 recipe: every training image (no validation split, as in the
-        # fast-training literature), batch 512, Nesterov SGD at lr 0.4 on a one-cycle schedule
-        # over 24 epochs, weight decay 5e-4, label smoothing 0.2, crops from 4-pixel padding.
+        # fast-training literature), batch 512, Nesterov SGD at lr 0.4 on a one-cycle schedule,
+        # weight decay 5e-4, label smoothing 0.2, crops from 4-pixel padding; with 8x8 cutout and
+        # 48 epochs instead of 24, which reached 91.5% on the JPEG copy (cutout at 24: 91.7%).
         "small": CifarConvNetConfig(
             style="resnet9",
             widths=(64, 128, 256, 512),
             max_shift=4,
-            epochs=24,
+            cutout=8,
+            epochs=48,
             batch_size=512,
             lr=0.4,
             warmup=0.2,
