@@ -369,7 +369,8 @@ CONVNET_CIFAR10 = Experiment(
         # Page's ResNet-9 recipe: every training image (no validation split, as in the
         # fast-training literature), batch 512, Nesterov SGD at lr 0.4 on a one-cycle schedule,
         # weight decay 5e-4, label smoothing 0.2, crops from 4-pixel padding; with 8x8 cutout and
-        # 48 epochs instead of 24, which reached 91.5% on the JPEG copy (cutout at 24: 91.7%).
+        # 48 epochs instead of Page's 24. On the JPEG copy 24 epochs reached 91.5% (91.7% with
+        # cutout); this preset 92.3% (3 seeds).
         "small": CifarConvNetConfig(
             style="resnet9",
             widths=(64, 128, 256, 512),
