@@ -27,6 +27,7 @@ def digits_run(tmp_path_factory):
 def untrained_run(run_dir, experiment, config):
     """A run folder holding a fresh model's weights (what fig2 reads), without training."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    config = dataclasses.replace(config, select="best_val")  # the weights file written below
     meta = run_metadata(experiment, "tiny", config, "cpu", 1)
     (run_dir / "config.json").write_text(json.dumps(meta))
     torch.manual_seed(0)
