@@ -268,8 +268,8 @@ LENET5_MNIST = Experiment(
         "`fast` (4 epochs on all 60,000 training images) is the preset timed in "
         "benchmarks/lenet5_vs_reference.py.",
         "`distorted` trains for 24 epochs on all 60,000 images (the last weights are tested), "
-        "each batch "
-        "elastically distorted (Simard et al. 2003: alpha 34, sigma 4) after a random rotation "
+        "each batch elastically distorted (Simard et al. 2003: alpha 34, sigma 4) after a random "
+        "rotation "
         "(up to 10 degrees), scaling (up to 10%) and shear (up to 0.15). The net is LeNet-5's "
         "architecture widened: 32 and 64 feature maps, F5/F6 of 256/128 units, no dropout. "
         "Published with distortions: 0.8% for LeNet-5 (LeCun et al. 1998), 0.4% for Simard et "
