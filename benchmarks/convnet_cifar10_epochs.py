@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from deepnets.config import apply_overrides
-from deepnets.registry import get_experiment
+from deepnets.experiments import get_experiment
 from deepnets.results import append_row, bench_row
-from deepnets.train import run_experiment
+from deepnets.run import RunDir
 
 CIFAR10_TRAIN = 50_000
 
@@ -52,8 +52,8 @@ def main() -> None:
     table = []
     for epochs in [int(e) for e in args.epochs.split(",")]:
         config = dataclasses.replace(base, epochs=epochs)
-        run_dir = Path(args.runs) / f"{args.preset}-e{epochs}-s{args.seed}"
-        summary = run_experiment(experiment, config, run_dir, preset=args.preset, progress=False)
+        run = RunDir.create(Path(args.runs) / f"{args.preset}-e{epochs}-s{args.seed}")
+        summary = experiment.task.train(experiment, config, run, preset=args.preset, progress=False)
         seconds = summary["wall_seconds"]
         row = {
             "epochs": epochs,

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from deepnets.cli import main as deepnets
-from deepnets.registry import EXPERIMENTS
+from deepnets.experiments import EXPERIMENTS
 from deepnets.results import latest_rows
 
 LABELS = (100, 600, 1000)

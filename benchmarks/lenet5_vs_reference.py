@@ -5,7 +5,7 @@ epoch, batch 64), written here from that description.
 
 Reference: trained epoch by epoch, test accuracy measured after each epoch (not timed), stopped
 at the first epoch at or above the target; its time is the training time up to there.
-Ours: the `fast` preset of lenet5-mnist through `deepnets.train.supervised.train_and_evaluate`,
+Ours: the `fast` preset of lenet5-mnist through the gradient engine (`experiment.task.train`),
 whose schedule has a fixed length; its time is the whole training, and its final test
 accuracy must reach the target.
 
@@ -32,8 +32,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from deepnets.data.mnist import load_mnist
-from deepnets.registry import LENET5_MNIST
-from deepnets.train.supervised import train_and_evaluate
+from deepnets.experiments.mnist import LENET5_MNIST
+from deepnets.run import RunDir
 
 TARGET = 0.990
 
@@ -88,8 +88,8 @@ def reference_time_to_target(seed: int, max_epochs: int = 14) -> dict:
 def ours(seed: int) -> dict:
     config = dataclasses.replace(LENET5_MNIST.preset("fast"), seed=seed, device="cpu")
     with tempfile.TemporaryDirectory() as run_dir:
-        summary = train_and_evaluate(
-            LENET5_MNIST, config, Path(run_dir), preset="fast", progress=False, log=lambda s: None
+        summary = LENET5_MNIST.task.train(
+            LENET5_MNIST, config, RunDir(run_dir), "fast", progress=False, log=lambda s: None
         )
     print(
         f"  ours seed {seed}: test {summary['value']:.4f}, {summary['wall_seconds']:.1f}s",

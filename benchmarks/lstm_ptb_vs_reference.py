@@ -33,10 +33,11 @@ from torch import nn
 
 from deepnets.data.batching import bptt_batches, num_bptt_batches
 from deepnets.data.ptb import load_ptb_ids
+from deepnets.experiments.language import LSTM_PTB
 from deepnets.models.rnn_lm import detach_state
-from deepnets.registry import LSTM_PTB
-from deepnets.train.language_model import evaluate_stream, train_and_evaluate
-from deepnets.train.supervised import gradient_step, make_optimizer
+from deepnets.run import RunDir
+from deepnets.train.engine import gradient_step, make_optimizer
+from deepnets.train.language_model import evaluate_stream
 
 TARGET = 125.0
 EVALS_PER_EPOCH = 4
@@ -109,7 +110,9 @@ def train_ours(config, log) -> dict:
     """Train the preset (its own schedule and length) until validation perplexity <= TARGET."""
     config = dataclasses.replace(config, evals_per_epoch=EVALS_PER_EPOCH, stop_at=TARGET)
     with tempfile.TemporaryDirectory() as tmp:
-        summary = train_and_evaluate(LSTM_PTB, config, Path(tmp) / "run", preset="small", log=log)
+        summary = LSTM_PTB.task.train(
+            LSTM_PTB, config, RunDir.create(Path(tmp) / "run"), "small", log=log
+        )
         lines = [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").open()]
     tokens_per_step = config.batch_size * config.bptt
     curve = [

@@ -12,8 +12,8 @@ from deepnets.data.augment import (
     random_translate,
     smooth,
 )
-from deepnets.registry import LENET5_MNIST, _distort
-from deepnets.train.supervised import train_and_evaluate
+from deepnets.experiments.mnist import LENET5_MNIST, distort
+from deepnets.train import train_and_evaluate
 
 BACKGROUND = -0.4242  # what MNIST's black is after standardisation
 
@@ -98,10 +98,10 @@ def test_the_hook_leaves_undistorted_presets_alone():
     x = digits_like(8)
     config = LENET5_MNIST.preset("small")  # max_shift 1, no distortion
     gen_a, gen_b = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    assert torch.equal(_distort(x, config, gen_a), random_translate(x, 1, gen_b))
+    assert torch.equal(distort(x, config, gen_a), random_translate(x, 1, gen_b))
     distorted = LENET5_MNIST.preset("distorted")
     assert distorted.alpha > 0 and distorted.rotate > 0
-    assert (_distort(x, distorted, gen_a) - x).abs().max() > 0.5
+    assert (distort(x, distorted, gen_a) - x).abs().max() > 0.5
 
 
 @needs_mnist

@@ -1,8 +1,9 @@
 import pytest
 
 from deepnets import DeepnetsError
-from deepnets.config import apply_overrides, config_from_dict, config_to_dict
-from deepnets.registry import EXPERIMENTS, MLPMnistConfig, get_experiment
+from deepnets.config import ConfigError, apply_overrides, config_from_dict, config_to_dict
+from deepnets.experiments import EXPERIMENTS, get_experiment
+from deepnets.experiments.mnist import MLPMnistConfig
 
 
 def test_overrides_are_converted_to_field_types():
@@ -23,10 +24,14 @@ def test_overrides_are_converted_to_field_types():
         ("nesterov=maybe", "true or false"),
         ("lrr=0.1", "did you mean lr"),
         ("lr", "key=value"),
+        ("epochs=-1", r"epochs=-1 is not allowed: must be at least 1"),
+        ("lr=0", r"lr=0.0 is not allowed: must be greater than 0"),
+        ("dropout=1", r"dropout=1.0 is not allowed: must be in \[0, 1\)"),
+        ("hidden=800x0", r"hidden=\(800, 0\) is not allowed: every item must be at least 1"),
     ],
 )
 def test_bad_overrides_name_the_problem(override, message):
-    with pytest.raises(DeepnetsError, match=message):
+    with pytest.raises(ConfigError, match=message):
         apply_overrides(MLPMnistConfig(), [override])
 
 

@@ -15,8 +15,8 @@ from PIL import Image
 from deepnets import DeepnetsError
 from deepnets.data import cifar10
 from deepnets.data.augment import random_cutout, random_flip, random_translate
+from deepnets.experiments.cifar import CONVNET_CIFAR10
 from deepnets.models.convnet_cifar import CifarConvNet
-from deepnets.registry import CONVNET_CIFAR10
 
 needs_cifar_jpeg = needs_data("cifar10-jpeg", ["cifar10-jpeg.tar.gz"])
 

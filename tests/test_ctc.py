@@ -14,6 +14,7 @@ from conftest import needs_fsdd, run_cli, tone_fsdd
 
 from deepnets.cli import main
 from deepnets.data.fsdd import Recording, join_recordings, load_digit_strings
+from deepnets.experiments.speech import CTC_DIGITS, build_ctc
 from deepnets.models.ctc import (
     CTCRecognizer,
     collapse,
@@ -21,9 +22,8 @@ from deepnets.models.ctc import (
     greedy_decode,
     prefix_beam_search,
 )
-from deepnets.registry import CTC_DIGITS, _ctc
-from deepnets.results import format_metric
-from deepnets.train.ctc import collate, evaluate_strings, train_and_evaluate
+from deepnets.train import train_and_evaluate
+from deepnets.train.ctc import collate, evaluate_strings
 
 QUIET = dict(progress=False, log=lambda s: None)
 
@@ -101,8 +101,8 @@ def _brute_force_prob(log_probs: torch.Tensor, labels: list[int]) -> float:
 
 
 def test_digit_error_rate_is_formatted_as_a_percentage():
-    assert format_metric("digit_error_rate", 0.0345) == "3.45% digit error rate"
-    assert CTC_DIGITS.higher_is_better is False
+    assert CTC_DIGITS.metric.format(0.0345) == "3.45% digit error rate"
+    assert CTC_DIGITS.metric.higher_is_better is False
 
 
 # --- the digit strings -------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def test_load_digit_strings_on_tones(tmp_path):
 
 
 def test_shapes_lengths_and_exact_parameter_count():
-    model = _ctc(CTC_DIGITS.preset("small"))
+    model = build_ctc(CTC_DIGITS.preset("small"))
     x, lengths = torch.zeros(3, 101, 40), torch.tensor([101, 60, 7])
     log_probs, out_lengths = model.eval()(x, lengths)
     assert out_lengths.tolist() == [13, 8, 1]  # ceil(T / 2), three times
@@ -185,7 +185,7 @@ def test_tiny_preset_learns_tone_strings_in_seconds(tmp_path, monkeypatch):
     config = dataclasses.replace(CTC_DIGITS.preset("tiny"), val_size=20)
     summary = train_and_evaluate(CTC_DIGITS, config, tmp_path / "run", **QUIET)
     assert summary["value"] <= 0.1, summary
-    assert summary["value"] <= summary["greedy_digit_error_rate"] + 0.02
+    assert summary["value"] <= summary["metrics"]["greedy_digit_error_rate"] + 0.02
 
 
 def test_resume_continues_after_the_last_finished_epoch(tmp_path, monkeypatch):

@@ -9,10 +9,11 @@ from PIL import Image, ImageDraw
 from deepnets import DeepnetsError
 from deepnets.cli import main
 from deepnets.data import mnist
+from deepnets.experiments.mnist import CONVNET_DIGITS, LENET5_MNIST, MLP_MNIST
 from deepnets.figures.fig2 import build_fig2, draw_fig2, layer_names, layer_outputs
-from deepnets.registry import CONVNET_DIGITS, LENET5_MNIST, MLP_MNIST
+from deepnets.run import RunDir, load_model
 from deepnets.train import checkpoint as ckpt
-from deepnets.train.supervised import load_saved_model, run_metadata, train_and_evaluate
+from deepnets.train import train_and_evaluate
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +27,9 @@ def digits_run(tmp_path_factory):
 
 def untrained_run(run_dir, experiment, config):
     """A run folder holding a fresh model's weights (what fig2 reads), without training."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = RunDir.create(run_dir)
     config = dataclasses.replace(config, select="best_val")  # the weights file written below
-    meta = run_metadata(experiment, "tiny", config, "cpu", 1)
-    (run_dir / "config.json").write_text(json.dumps(meta))
+    run.write_config(experiment, "tiny", config, "cpu", 1)
     torch.manual_seed(0)
     ckpt.save_weights(run_dir / ckpt.BEST, experiment.build_model(config), {})
     return run_dir
@@ -46,7 +46,7 @@ def dark_digit_on_paper(path, size=(90, 60)):
 def test_fig2_of_a_trained_convnet(digits_run, tmp_path):
     out = draw_fig2(str(digits_run), str(tmp_path / "fig2.png"))
     assert out.is_file() and out.stat().st_size > 20_000
-    _, _, model = load_saved_model(digits_run, "cpu")
+    _, _, model = load_model(digits_run, "cpu")
     x = torch.randn(1, 1, 8, 8)
     outputs = layer_outputs(model, x)
     names = layer_names(model, len(outputs))

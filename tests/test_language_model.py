@@ -9,11 +9,13 @@ from conftest import needs_ptb, run_cli
 
 from deepnets import DeepnetsError
 from deepnets.data.tinyshakespeare import CharVocabulary
+from deepnets.experiments import get_experiment
+from deepnets.experiments.language import LSTM_PTB, NPLM_PTB, RNNLMConfig
 from deepnets.models.nplm import NPLM
 from deepnets.models.rnn_lm import RNNLM
-from deepnets.registry import LSTM_PTB, NPLM_PTB, RNNLMConfig, get_experiment
 from deepnets.train import checkpoint as ckpt
-from deepnets.train.language_model import evaluate_stream, generate, train_and_evaluate
+from deepnets.train import train_and_evaluate
+from deepnets.train.language_model import evaluate_stream, generate
 
 # --- the NPLM ---------------------------------------------------------------------------------
 

@@ -1,11 +1,11 @@
 import torch
 
+from deepnets.experiments.mnist import CONVNET_DIGITS, LENET5_MNIST, build_lenet5
 from deepnets.models.lenet5 import LeNet5
-from deepnets.registry import CONVNET_DIGITS, LENET5_MNIST, _lenet5
 
 
 def test_shapes_and_exact_parameter_count():
-    model = _lenet5(LENET5_MNIST.preset("small"))
+    model = build_lenet5(LENET5_MNIST.preset("small"))
     maps = model.features(torch.zeros(3, 1, 28, 28))
     assert [tuple(m.shape[1:]) for m in maps] == [
         (6, 28, 28),
@@ -18,14 +18,14 @@ def test_shapes_and_exact_parameter_count():
     ]
     # C1 6*(25+1) + C3 16*(6*25+1) + F5 400*120+120 + F6 120*84+84 + out 84*10+10
     assert sum(p.numel() for p in model.parameters()) == 61_706
-    classic = _lenet5(LENET5_MNIST.preset("paper"))
+    classic = build_lenet5(LENET5_MNIST.preset("paper"))
     assert classic.variant == "classic"
     # plus a coefficient and a bias per map in S2 (6 maps) and S4 (16 maps)
     assert sum(p.numel() for p in classic.parameters()) == 61_706 + 2 * 6 + 2 * 16
 
 
 def test_digits_variant_shapes():
-    model = _lenet5(CONVNET_DIGITS.preset("small"), image_size=8)
+    model = build_lenet5(CONVNET_DIGITS.preset("small"), image_size=8)
     assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
 
 
@@ -52,7 +52,7 @@ def test_classic_subsampling_matches_its_definition():
 
 
 def test_distorted_preset_is_a_widened_lenet5():
-    model = _lenet5(LENET5_MNIST.preset("distorted"))
+    model = build_lenet5(LENET5_MNIST.preset("distorted"))
     maps = model.features(torch.zeros(2, 1, 28, 28))
     assert [tuple(m.shape[1:]) for m in maps] == [
         (32, 28, 28),

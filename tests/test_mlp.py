@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from deepnets.experiments.mnist import MLP_MNIST, build_mlp
 from deepnets.models.mlp import MLP, explicit_forward_backward
-from deepnets.registry import MLP_MNIST, _mlp
 
 
 def _weights(model):
@@ -10,16 +10,16 @@ def _weights(model):
 
 
 def test_shapes_and_exact_parameter_count():
-    model = _mlp(MLP_MNIST.preset("small"))
+    model = build_mlp(MLP_MNIST.preset("small"))
     assert model(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
     # 784*800 + 800 + 800*800 + 800 + 800*10 + 10
     assert sum(p.numel() for p in model.parameters()) == 1_276_810
-    paper = _mlp(MLP_MNIST.preset("paper"))
+    paper = build_mlp(MLP_MNIST.preset("paper"))
     assert sum(p.numel() for p in paper.parameters()) == 784 * 800 + 800 + 800 * 10 + 10
 
 
 def test_one_backward_pass_gives_every_parameter_a_finite_gradient():
-    model = _mlp(MLP_MNIST.preset("small"))
+    model = build_mlp(MLP_MNIST.preset("small"))
     x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
     model.loss(model(x), y).backward()
     for name, p in model.named_parameters():

@@ -11,16 +11,12 @@ import torch
 from conftest import needs_mnist, run_cli
 
 from deepnets import DeepnetsError
+from deepnets.data.mnist import balanced_subset
+from deepnets.experiments.pretraining import DBN_MNIST, SDAE_MNIST, build_sigmoid_mlp
 from deepnets.figures.pretraining import draw_dbn_samples, draw_filters, tile
 from deepnets.models.mlp import MLP, activate
 from deepnets.models.rbm import RBM
 from deepnets.models.sdae import DenoisingAutoencoder
-from deepnets.registry import (
-    DBN_MNIST,
-    SDAE_MNIST,
-    _sigmoid_mlp,
-    balanced_subset,
-)
 from deepnets.train import pretrain
 from deepnets.train.checkpoint import load_checkpoint
 
@@ -189,7 +185,7 @@ def test_stacked_classifier_computes_the_pretrained_layers_codes():
 
 
 def test_classifier_shapes_exact_parameter_count_and_finite_gradients():
-    model = _sigmoid_mlp(DBN_MNIST.preset("small"))
+    model = build_sigmoid_mlp(DBN_MNIST.preset("small"))
     assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
     # 784*500 + 500 + 500*500 + 500 + 500*2000 + 2000 + 2000*10 + 10
     assert sum(p.numel() for p in model.parameters()) == 1_665_010
@@ -331,7 +327,7 @@ def test_cli_dbn_tiny_preset_on_mnist_then_eval_and_figures(tmp_path):
 def test_few_label_table_pairs_pretrained_and_random_rows(tmp_path, monkeypatch):
     import importlib.util
 
-    from deepnets.registry import DBN_MNIST
+    from deepnets.experiments.pretraining import DBN_MNIST
     from deepnets.results import append_row, bench_row, published
 
     spec = importlib.util.spec_from_file_location(

@@ -7,8 +7,8 @@ import torch
 from conftest import needs_mnist
 
 from deepnets.data.mnist import load_mnist
-from deepnets.registry import LENET5_MNIST, MLP_MNIST
-from deepnets.train.supervised import train_and_evaluate
+from deepnets.experiments.mnist import LENET5_MNIST, MLP_MNIST
+from deepnets.train import train_and_evaluate
 
 pytestmark = needs_mnist
 

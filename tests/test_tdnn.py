@@ -23,9 +23,9 @@ from deepnets.data.fsdd import (
     read_wav,
     split_recordings,
 )
+from deepnets.experiments.speech import TDNN_FSDD, build_tdnn
 from deepnets.models.tdnn import TDNN
-from deepnets.registry import TDNN_FSDD, _tdnn
-from deepnets.train.supervised import train_and_evaluate
+from deepnets.train import train_and_evaluate
 
 QUIET = dict(progress=False, log=lambda s: None)
 
@@ -164,7 +164,7 @@ def test_checksums_catch_changed_and_missing_files(tmp_path):
 
 
 def test_shapes_and_exact_parameter_count():
-    model = _tdnn(TDNN_FSDD.preset("small"))
+    model = build_tdnn(TDNN_FSDD.preset("small"))
     assert model.features(torch.zeros(3, 100, 40)).shape == (3, 128, 25)  # pooled twice
     assert model(torch.zeros(3, 100, 40)).shape == (3, 10)
     # convs without bias (BN has it): 40*64*5 + 64*128*3 + 128*128*3; BN 2*(64+128+128);

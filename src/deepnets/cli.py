@@ -8,6 +8,7 @@ import dataclasses
 import datetime
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -20,120 +21,87 @@ def _say(text: str) -> None:
         print(text)
 
 
-def claim_run_dir(parent: Path, name: str) -> Path:
-    """A new folder parent/name, created here, so that two runs started in the same second never
-    share one: on a clash the name gets a suffix (-2, -3, ...). Under torchrun only rank 0 writes,
-    so the other ranks take the name as it is (pass --run-dir there to be sure they agree)."""
-    if os.environ.get("RANK", "0") != "0":
-        return parent / name
-    parent.mkdir(parents=True, exist_ok=True)
-    for k in range(1, 1000):
-        run_dir = parent / (name if k == 1 else f"{name}-{k}")
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
-            continue
-        return run_dir
-    raise DeepnetsError(f"{parent} already holds 999 runs named {name}*")
+def _new_run(experiment_id: str, preset: str, seed: int, parent: str = "runs"):
+    from deepnets.run import RunDir
 
-
-def _run_dir(experiment_id: str, preset: str, seed: int) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return claim_run_dir(Path("runs") / experiment_id, f"{stamp}-{preset}-s{seed}")
+    return RunDir.claim(Path(parent) / experiment_id, f"{stamp}-{preset}-s{seed}")
 
 
 def _resolve_config(args: argparse.Namespace):
-    from deepnets.config import apply_overrides
-    from deepnets.registry import get_experiment
+    """The experiment, preset name and config a command asks for, every value checked (and
+    the device found) before any data is read or any folder made."""
+    from deepnets.config import apply_overrides, check_device_exists
+    from deepnets.experiments import get_experiment
 
     experiment = get_experiment(args.experiment)
     preset = args.preset or experiment.default_preset
-    config = apply_overrides(experiment.preset(preset), args.set or [])
+    overrides = list(args.set or [])
     if args.seed is not None:
-        config = dataclasses.replace(config, seed=args.seed)
+        overrides.append(f"seed={args.seed}")
     if args.device is not None:
-        config = dataclasses.replace(config, device=args.device)
+        overrides.append(f"device={args.device}")
+    config = apply_overrides(experiment.preset(preset), overrides)
+    check_device_exists(config)
     return experiment, preset, config
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from deepnets.registry import EXPERIMENTS
-    from deepnets.results import format_metric, latest_rows
+    from deepnets.results import list_lines
 
-    latest = latest_rows()
-    print(f"{'id':20s} {'published':42s} {'ours (latest results row per preset)':42s} presets")
-    for experiment in EXPERIMENTS.values():
-        published = (
-            f"{format_metric(experiment.metric, experiment.published.value)} "
-            f"({experiment.published.source})"
-        )
-        ours = [
-            f"{format_metric(r['metric'], float(r['mean']))} [{p}]"
-            for (eid, p), r in latest.items()
-            if eid == experiment.id
-        ]
-        print(
-            f"{experiment.id:20s} {published:42s} {'; '.join(ours) or 'not yet run':42s} "
-            f"{', '.join(experiment.presets)}"
-        )
+    for line in list_lines(show_all=args.all, width=shutil.get_terminal_size((120, 24)).columns):
+        print(line)
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from deepnets.train import run_experiment
-    from deepnets.train.supervised import load_run
+    from deepnets.run import RunDir
 
     if args.resume:
-        experiment, config, meta = load_run(Path(args.resume))
+        run = RunDir.open(args.resume)
+        experiment, config, meta = run.read_config()
         if args.device is not None:
             config = dataclasses.replace(config, device=args.device)
-        summary = run_experiment(
-            experiment,
-            config,
-            Path(args.resume),
-            preset=meta.get("preset", "custom"),
-            resume=True,
-            progress=not args.quiet,
-        )
+        preset, resume = meta.get("preset", "custom"), True
     else:
         if args.experiment is None:
             raise DeepnetsError("run needs an experiment id (deepnets list) or --resume RUN_DIR")
         experiment, preset, config = _resolve_config(args)
-        run_dir = (
-            Path(args.run_dir) if args.run_dir else _run_dir(experiment.id, preset, config.seed)
-        )
-        if (run_dir / "config.json").exists():
-            raise DeepnetsError(
-                f"{run_dir} already holds a run; use --resume {run_dir} or another --run-dir"
-            )
-        _say(f"{experiment.id} [{preset}] -> {run_dir}")
-        summary = run_experiment(
-            experiment, config, run_dir, preset=preset, progress=not args.quiet
-        )
+        if args.run_dir:
+            run = RunDir.create(args.run_dir)
+        else:
+            run = _new_run(experiment.id, preset, config.seed)
+        _say(f"{experiment.id} [{preset}] -> {run.path}")
+        resume = False
+    summary = experiment.task.train(
+        experiment, config, run, preset=preset, resume=resume, progress=not args.quiet
+    )
     if summary is not None and args.json:
         print(json.dumps(summary))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from deepnets.train import evaluate_saved_run
+    from deepnets.run import RunDir
 
-    metrics = evaluate_saved_run(Path(args.run_dir), args.device or "auto", args.split)
+    run = RunDir.open(args.run_dir)
+    experiment, _, _ = run.read_config()
+    metrics = experiment.task.evaluate_run(run, args.device or "auto", args.split)
     shown = (f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4f}" for k, v in metrics.items())
     print(f"{args.split} " + "  ".join(shown))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from deepnets.registry import get_experiment
-    from deepnets.train.supervised import train_and_evaluate
+    from deepnets.experiments import get_experiment
+    from deepnets.run import RunDir
 
     experiment = get_experiment("convnet-digits")
     config = experiment.preset(None)
-    run_dir = Path(args.run_dir) if args.run_dir else _run_dir(experiment.id, "small", 0)
-    print(f"demo: {experiment.title}\n      run folder {run_dir}")
-    summary = train_and_evaluate(
-        experiment, config, run_dir, preset="small", progress=not args.quiet
+    run = RunDir.create(args.run_dir) if args.run_dir else _new_run(experiment.id, "small", 0)
+    print(f"demo: {experiment.title}\n      run folder {run.path}")
+    summary = experiment.task.train(
+        experiment, config, run, preset="small", progress=not args.quiet
     )
     if summary is not None:
         print(
@@ -183,18 +151,16 @@ def _finished_runs(experiment, preset: str | None, run_dirs: list[str]) -> tuple
     """The summaries of finished runs of one config (seeds apart), and the row's preset label:
     the preset (by default the one the runs recorded), plus `+key=value` for every field where
     the runs differ from it."""
-    from deepnets.train.supervised import load_run
+    from deepnets.run import RunDir
 
     summaries, configs, presets = [], [], set()
-    for run_dir in map(Path, run_dirs):
-        ran, config, meta = load_run(run_dir)
+    for path in run_dirs:
+        run = RunDir.open(path)
+        ran, config, meta = run.read_config()
         if ran.id != experiment.id:
-            raise DeepnetsError(f"{run_dir} is a {ran.id} run, not {experiment.id}")
+            raise DeepnetsError(f"{path} is a {ran.id} run, not {experiment.id}")
         presets.add(meta.get("preset", experiment.default_preset))
-        summary_path = run_dir / "summary.json"
-        if not summary_path.is_file():
-            raise DeepnetsError(f"{run_dir} has not finished (no summary.json)")
-        summaries.append(json.loads(summary_path.read_text()))
+        summaries.append(run.read_summary())
         configs.append(dataclasses.replace(config, seed=0, device="auto"))
     if any(c != configs[0] for c in configs[1:]):
         raise DeepnetsError("the runs differ in more than their seed and device: not one row")
@@ -213,8 +179,9 @@ def _finished_runs(experiment, preset: str | None, run_dirs: list[str]) -> tuple
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from deepnets.results import append_row, bench_row, write_results_md
-    from deepnets.train import run_experiment
 
+    if args.seeds < 1:
+        raise DeepnetsError(f"--seeds must be at least 1, got {args.seeds}")
     experiment, preset, base = _resolve_config(args)
     if args.from_runs:
         if args.set:
@@ -224,18 +191,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         write_results_md()
         print(f"appended a row of {len(summaries)} finished runs to {path}")
         return 0
-    if args.seeds < 1:
-        raise DeepnetsError("--seeds must be at least 1")
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     summaries = []
     for k in range(args.seeds):
         config = dataclasses.replace(base, seed=base.seed + k)
-        run_dir = claim_run_dir(
-            Path("runs") / "bench" / experiment.id, f"{stamp}-{preset}-s{config.seed}"
-        )
-        _say(f"bench {experiment.id} [{preset}] seed {config.seed} -> {run_dir}")
-        summary = run_experiment(
-            experiment, config, run_dir, preset=preset, progress=not args.quiet
+        run = _new_run(experiment.id, preset, config.seed, parent="runs/bench")
+        _say(f"bench {experiment.id} [{preset}] seed {config.seed} -> {run.path}")
+        summary = experiment.task.train(
+            experiment, config, run, preset=preset, progress=not args.quiet
         )
         if summary is None:  # a non-zero rank under torchrun
             return 0
@@ -257,7 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="every experiment: published number, our latest result")
+    listing = sub.add_parser(
+        "list", help="every experiment: its headline result beside the paper's"
+    )
+    listing.add_argument("--all", action="store_true", help="every results row, not the headlines")
 
     def training_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--preset", help="tiny, small (default) or paper")

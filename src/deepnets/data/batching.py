@@ -7,6 +7,9 @@ Row b of batch k + 1 therefore continues row b of batch k, which is what lets a 
 carry each row's hidden state from one batch to the next (Mikolov et al. 2010; Zaremba,
 Sutskever & Vinyals 2014). Every batch has T = bptt columns except possibly the last, which
 holds what is left.
+
+Also `take_train_subset`: the cut of a training split that every experiment's
+`train_subset` setting makes.
 """
 
 from __future__ import annotations
@@ -58,3 +61,16 @@ def bptt_batches(
         x = data[:, start : start + length]  # (B, T)
         y = data[:, start + 1 : start + 1 + length]  # (B, T): x shifted by one
         yield x, y
+
+
+def take_train_subset(
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]], n: int
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The splits with `train` cut to its first n examples (n <= 0: all of them); the others kept.
+
+    What every experiment's `train_subset` setting does to (inputs, labels) splits.
+    """
+    if n > 0:
+        x, y = splits["train"]
+        splits = {**splits, "train": (x[:n], y[:n])}
+    return splits

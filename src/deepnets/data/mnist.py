@@ -143,3 +143,20 @@ def read_image(path: str | Path) -> torch.Tensor:
     canvas[top : top + size[1], left : left + size[0]] = np.asarray(small, np.float32) / 255
     x = torch.from_numpy(canvas).sub_(MEAN).div_(STD)
     return x[None, None]  # (1, 1, 28, 28)
+
+
+def balanced_subset(labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """Indices of `count` examples, count / 10 of each class, drawn at random by `seed`."""
+    classes = int(labels.max()) + 1
+    if count % classes:
+        raise DeepnetsError(f"labels={count} must be a multiple of the {classes} classes")
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + 17)
+    picked = []
+    for c in range(classes):
+        members = (labels == c).nonzero()[:, 0]
+        if len(members) < count // classes:
+            raise DeepnetsError(f"class {c} has {len(members)} examples, fewer than labels/10")
+        picked.append(
+            members[torch.randperm(len(members), generator=generator)[: count // classes]]
+        )
+    return torch.cat(picked).sort().values

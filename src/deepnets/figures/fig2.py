@@ -180,15 +180,19 @@ def draw_fig2(run_dir: str | None = None, out: str | None = None, image: str | N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from deepnets.train.supervised import build_model, load_run, load_saved_model
+    from deepnets.run import load_model, load_run
+    from deepnets.train.classify import Classify
 
     experiment, config, _ = load_run(Path(run_dir))
     hint = "fig2 draws the feature maps of a ConvNet run, for example lenet5-mnist"
-    if experiment.loop != "supervised" or not hasattr(build_model(experiment, config), "features"):
+    convnet = isinstance(experiment.task, Classify) and hasattr(
+        experiment.build_model(config), "features"
+    )
+    if not convnet:
         raise DeepnetsError(
             f"{run_dir} is a {experiment.id} run, whose model has no features(x); {hint}"
         )
-    experiment, config, model = load_saved_model(Path(run_dir), device="cpu")
+    experiment, config, model = load_model(Path(run_dir), device="cpu")
     x, source = input_for(experiment, config, image)
     check_convnet(experiment.id, model, x)
     outputs = layer_outputs(model, x)

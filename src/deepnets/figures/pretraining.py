@@ -23,13 +23,13 @@ N_CHAINS = 10  # rows: one chain per digit class
 
 
 def _load(run_dir: str | None, kind: str | None = None):
-    from deepnets.train.pretrain import load_stack
-    from deepnets.train.supervised import load_run
+    from deepnets.run import load_run
+    from deepnets.train.pretrain import Pretrain, load_stack
 
     if run_dir is None:
         raise DeepnetsError("this figure needs a dbn-mnist or sdae-mnist run folder")
     experiment, config, _ = load_run(Path(run_dir))
-    if experiment.loop != "pretrain" or (kind and experiment.id != kind):
+    if not isinstance(experiment.task, Pretrain) or (kind and experiment.id != kind):
         raise DeepnetsError(f"{run_dir} is a {experiment.id} run; this figure needs {kind or 'a'}")
     return experiment, config, load_stack(experiment, config, Path(run_dir))
 
@@ -66,7 +66,7 @@ def draw_filters(run_dir: str | None = None, out: str | None = None, n: int = 10
     from deepnets.train.pretrain import encoder
 
     experiment, config, layers = _load(run_dir)
-    weight = encoder(experiment, layers[0])[0].detach().float().numpy()  # (n_hidden, 784)
+    weight = encoder(experiment.task.layers, layers[0])[0].detach().float().numpy()  # (out, 784)
     cols = int(np.ceil(np.sqrt(n)))
     mosaic = tile(weight, int(np.ceil(n / cols)), cols)
     fig, ax = plt.subplots(figsize=(8, 8))
@@ -85,11 +85,11 @@ def draw_dbn_samples(run_dir: str | None = None, out: str | None = None) -> Path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from deepnets.experiments.pretraining import mnist_pixels
     from deepnets.models.dbn import gibbs_samples, up_pass
-    from deepnets.registry import _mnist_pixels
 
     experiment, config, rbms = _load(run_dir, "dbn-mnist")
-    x, y = _mnist_pixels(config)["test"]
+    x, y = mnist_pixels(config)["test"]
     first = [int((y == c).nonzero()[0, 0]) for c in range(N_CHAINS)]  # one digit per class
     start = up_pass(rbms, x[first].flatten(1))  # (N_CHAINS, n_visible of the top RBM)
     generator = torch.Generator().manual_seed(0)

@@ -9,20 +9,27 @@ approximations to the likelihood gradient", ICML 2008 (persistent CD); Salakhutd
 of the partition function); Hinton, "A practical guide to training restricted Boltzmann
 machines", UTML TR 2010-003 (the choices below marked "guide").
 
-The CD update is not the gradient of any function autograd could take, so `cd_update` writes
-the positive and negative statistics out and `train_step` applies them with momentum and weight
-decay. Small RBMs get their exact partition function by enumeration, larger ones an AIS
+The CD update is not the gradient of the log-likelihood, but it is exactly minus the gradient of
+F(v_0) - F(v_k) with the end v_k of the Gibbs chain held fixed: `cd_loss` hands that surrogate to
+autograd, so the gradient engine trains an RBM like any other net (SGD with momentum and weight
+decay), and `cd_update` writes the statistics out by hand as the reference it is tested against.
+Small RBMs get their exact partition function by enumeration, larger ones an AIS
 estimate, so that the log-likelihood a training run reaches can be measured rather than guessed.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from deepnets.models.layerwise import Layerwise
+
+if TYPE_CHECKING:
+    from deepnets.experiments.pretraining import DBNConfig
 
 MAX_ENUMERATE = 20  # enumerate at most 2^20 configurations of one layer
 _CHUNK = 1 << 14  # configurations per chunk of the enumeration
@@ -60,9 +67,9 @@ class RBM(nn.Module):
 
     Deviations from the paper: the visible states of the negative phase are binary samples, not
     the probabilities p(v|h) that Hinton's MNIST code uses, so that CD-k and PCD run true Gibbs
-    chains. Weight decay (guide: L2 on W only, not the biases) and momentum are applied to the
-    CD increments by `train_step`. AIS uses `n_betas` inverse temperatures spaced evenly in
-    [0, 1] rather than Salakhutdinov & Murray's three-segment schedule of 14,500.
+    chains. Weight decay (guide: L2 on W only, not the biases) and momentum are those of the
+    engine's SGD on `cd_loss` (deepnets.train.pretrain). AIS uses `n_betas` inverse temperatures
+    spaced evenly in [0, 1] rather than Salakhutdinov & Murray's three-segment schedule of 14,500.
     """
 
     def __init__(
@@ -71,6 +78,7 @@ class RBM(nn.Module):
         n_hidden: int,
         init_std: float = 0.01,
         generator: torch.Generator | None = None,
+        n_chains: int = 0,
     ):
         super().__init__()
         self.n_visible, self.n_hidden = n_visible, n_hidden
@@ -78,9 +86,13 @@ class RBM(nn.Module):
         self.W = nn.Parameter(torch.randn(n_visible, n_hidden, generator=generator) * init_std)
         self.b = nn.Parameter(torch.zeros(n_visible))  # visible biases
         self.c = nn.Parameter(torch.zeros(n_hidden))  # hidden biases
-        # Training state kept out of state_dict (a checkpoint holds the model, not the optimiser).
-        self._velocity: list[torch.Tensor] | None = None  # momentum buffers for W, b, c
-        self._fantasy: torch.Tensor | None = None  # PCD chains, (n_chains, n_visible)
+        # PCD's persistent chains ("fantasy particles"), (n_chains, n_visible): a buffer, so that a
+        # checkpoint holds them and a resumed run continues the same chains. None for CD-k.
+        self.chain: torch.Tensor | None
+        if n_chains > 0:
+            self.register_buffer("chain", torch.zeros(n_chains, n_visible))
+        else:
+            self.chain = None
 
     # --- conditionals and sampling -----------------------------------------------------------
 
@@ -104,6 +116,10 @@ class RBM(nn.Module):
         """F(v) = -log sum_h exp(-E(v, h)), (B, n_visible) -> (B,)."""
         return -(v @ self.b) - F.softplus(v @ self.W + self.c).sum(1)  # -b.v - sum softplus
 
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        """The free energy F(v), (B, n_visible) -> (B,): what `cd_loss` differentiates."""
+        return self.free_energy(v)
+
     @torch.no_grad()
     def reconstruction_error(self, v: torch.Tensor) -> torch.Tensor:
         """Mean over the batch of sum_i (v_i - r_i)^2, with the mean-field reconstruction
@@ -112,6 +128,18 @@ class RBM(nn.Module):
         return ((v - r) ** 2).sum(1).mean()
 
     # --- contrastive divergence --------------------------------------------------------------
+
+    @torch.no_grad()
+    def gibbs(
+        self, v: torch.Tensor, k: int, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """k steps of Gibbs sampling from v (N, n_visible): (v_k, p(h|v_k)), binary v_k."""
+        ph = self.hidden_probs(v)  # p(h|v_0), (N, n_hidden)
+        for _ in range(k):
+            h = torch.bernoulli(ph, generator=generator)  # h ~ p(h|v)
+            v = torch.bernoulli(self.visible_probs(h), generator=generator)  # v ~ p(v|h)
+            ph = self.hidden_probs(v)
+        return v, ph
 
     @torch.no_grad()
     def cd_update(
@@ -128,13 +156,8 @@ class RBM(nn.Module):
         from those states instead of from v0 (PCD), and the chain is advanced in place.
         """
         p0 = self.hidden_probs(v0)  # positive phase: p(h|v0), (B, n_hidden)
-        v = v0 if persistent_chain is None else persistent_chain  # chain start, (N, n_visible)
-        ph = p0 if persistent_chain is None else self.hidden_probs(v)
-        for _ in range(k):  # k steps of Gibbs sampling
-            h = torch.bernoulli(ph, generator=generator)  # h ~ p(h|v)
-            v = torch.bernoulli(self.visible_probs(h), generator=generator)  # v ~ p(v|h)
-            ph = self.hidden_probs(v)
-        pk = ph  # negative phase: p(h|v_k), (N, n_hidden)
+        start = v0 if persistent_chain is None else persistent_chain  # CD-k or PCD
+        v, pk = self.gibbs(start, k, generator)  # negative phase: v_k, p(h|v_k), (N, ...)
         if persistent_chain is not None:
             persistent_chain.copy_(v)
         dW = v0.T @ p0 / v0.shape[0] - v.T @ pk / v.shape[0]  # <v h>_data - <v h>_k
@@ -142,35 +165,32 @@ class RBM(nn.Module):
         dc = p0.mean(0) - pk.mean(0)  # <h>_data - <h>_k
         return dW, db, dc
 
-    @torch.no_grad()
-    def train_step(
+    def cd_loss(
         self,
-        v: torch.Tensor,
-        lr: float = 0.1,
+        v0: torch.Tensor,
         k: int = 1,
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
         generator: torch.Generator | None = None,
-        persistent: bool = False,
-    ) -> None:
-        """One CD-k (or PCD-k) update on the batch v (B, n_visible), in place.
+        persistent_chain: torch.Tensor | None = None,
+        net: nn.Module | None = None,
+    ) -> torch.Tensor:
+        """The surrogate mean F(v0) - mean F(v_k) of the batch v0 (B, n_visible), v_k the end of
+        k Gibbs steps (sampled without gradient, the same draws as `cd_update`'s for the same
+        generator state; PCD: from `persistent_chain`, advanced in place). Its gradient is
+        exactly minus the CD-k estimate (dW, db, dc), since dF(v)/dW = -v p(h|v)^T,
+        dF/db = -v, dF/dc = -p(h|v): gradient descent on it is the CD update. `net` computes
+        F (this RBM, or its data-parallel wrapper)."""
+        with torch.no_grad():
+            start = v0 if persistent_chain is None else persistent_chain  # CD-k or PCD
+            vk, _ = self.gibbs(start, k, generator)
+            if persistent_chain is not None:
+                persistent_chain.copy_(vk)
+        energy = (self if net is None else net)(torch.cat([v0, vk]))  # F, (B + N,)
+        return energy[: len(v0)].mean() - energy[len(v0) :].mean()  # F(v0) - F(v_k)
 
-        The PCD chains are created on the first persistent step as binary samples of that
-        batch (one chain per example) and kept between calls; momentum buffers likewise.
-        """
-        chain = None
-        if persistent:
-            if self._fantasy is None:
-                self._fantasy = torch.bernoulli(v.clamp(0, 1), generator=generator)
-            chain = self._fantasy
-        dW, db, dc = self.cd_update(v, k, generator, chain)
-        params = (self.W, self.b, self.c)
-        if self._velocity is None:
-            self._velocity = [torch.zeros_like(p) for p in params]
-        grads = (dW - weight_decay * self.W, db, dc)  # weight decay on W only (guide, sec. 10)
-        for p, vel, g in zip(params, self._velocity, grads):
-            vel.mul_(momentum).add_(g, alpha=lr)  # delta = momentum * delta + lr * d
-            p.add_(vel)  # theta += delta
+    @torch.no_grad()
+    def start_chains(self, v: torch.Tensor, generator: torch.Generator | None) -> None:
+        """Start the PCD chains at binary samples of data rows v (n_chains, n_visible) in [0, 1]."""
+        self.chain.copy_(torch.bernoulli(v.clamp(0, 1).to(self.chain), generator=generator))
 
     # --- partition function and likelihood ---------------------------------------------------
 
@@ -249,3 +269,39 @@ class RBM(nn.Module):
                 pv = torch.sigmoid((1 - beta) * b_a + beta * (h @ W.T + b))
                 v = torch.bernoulli(pv, generator=generator)
         return log_z_a + (torch.logsumexp(log_w, 0) - math.log(n_chains)).item()
+
+
+# --- the layer kind: how deepnets.train.pretrain trains a stack of RBMs (dbn-mnist) ------------
+
+
+def _rbm_layer(config: DBNConfig, n_in: int, n_out: int, generator: torch.Generator):
+    n_chains = config.pretrain_batch_size if config.persistent else 0  # PCD: one per example
+    return RBM(n_in, n_out, generator=generator, n_chains=n_chains)
+
+
+def _rbm_loss(layer: RBM, x, config: DBNConfig, generator, net) -> torch.Tensor:
+    return layer.cd_loss(x, config.cd_k, generator, layer.chain, net)
+
+
+def _rbm_start(layer: RBM, x, config: DBNConfig, generator) -> None:
+    """PCD: the chains start at binary samples of random rows of the layer's data."""
+    if layer.chain is not None:
+        rows = torch.randperm(len(x), generator=generator)[: len(layer.chain)]
+        layer.start_chains(x[rows.to(x.device)].cpu(), generator)
+
+
+@torch.no_grad()
+def _rbm_measure(layer, x, config) -> dict[str, float]:
+    return {
+        "recon_error": float(layer.reconstruction_error(x)),
+        "free_energy": float(layer.free_energy(x).mean()),
+    }
+
+
+RBM_LAYERS = Layerwise(
+    make_layer=_rbm_layer,
+    loss=_rbm_loss,
+    weights=lambda rbm: (rbm.W.T, rbm.c),  # p(h=1|v) = sigmoid(W^T v + c)
+    measure=_rbm_measure,
+    start=_rbm_start,
+)

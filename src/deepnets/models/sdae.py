@@ -7,18 +7,24 @@ autoencoders", JMLR 11, 2010 (SDAE-3: 1.28% MNIST test error after supervised fi
 
 Each layer learns to reconstruct its clean input from a corrupted copy; the greedy loop
 (`deepnets.train.pretrain`) trains one layer on the codes of the layer below, and the encoders
-are then stacked under an output layer and fine-tuned by backpropagation. `train_step` has the
-same shape as `RBM.train_step` (a plain SGD step with momentum and L2 on the weights, its
-velocity kept on the module) so the greedy loop treats both kinds of layer alike.
+are then stacked under an output layer and fine-tuned by backpropagation. The gradient engine
+minimises `loss` (SGD with momentum, L2 on the weights), as it minimises the RBM's `cd_loss`, so
+the greedy loop treats both kinds of layer alike.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from deepnets.models.layerwise import Layerwise
+
+if TYPE_CHECKING:
+    from deepnets.experiments.pretraining import SDAEConfig
 
 
 class DenoisingAutoencoder(nn.Module):
@@ -55,7 +61,6 @@ class DenoisingAutoencoder(nn.Module):
         self.W_dec = None  # decoder weights (n_in, n_hidden) when untied
         if not tied:
             self.W_dec = nn.Parameter(self.W.detach().T.clone())
-        self._velocity: list[torch.Tensor] | None = None  # momentum buffers, as in the RBM
 
     @staticmethod
     def corrupt(x: torch.Tensor, noise: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -72,33 +77,48 @@ class DenoisingAutoencoder(nn.Module):
         w_dec = self.W.T if self.W_dec is None else self.W_dec  # W' = W^T when tied
         return h @ w_dec.T + self.c
 
-    def loss(
-        self, x: torch.Tensor, noise: float, generator: torch.Generator | None = None
-    ) -> torch.Tensor:
-        """Mean over the batch of the cross-entropy between x and r(h(x~))."""
-        logits = self.decode_logits(self.encode(self.corrupt(x, noise, generator)))
-        return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The reconstruction's logits W' h(x) + c, (B, n_in) -> (B, n_in)."""
+        return self.decode_logits(self.encode(x))
 
-    def train_step(
+    def loss(
         self,
         x: torch.Tensor,
-        lr: float = 0.01,
-        momentum: float = 0.0,
-        weight_decay: float = 0.0,
+        noise: float,
         generator: torch.Generator | None = None,
-        noise: float = 0.25,
-    ) -> float:
-        """One SGD step on the denoising loss of the batch x, in place; returns the loss."""
-        params = [p for p in (self.W, self.b, self.c, self.W_dec) if p is not None]
-        with torch.enable_grad():
-            loss = self.loss(x, noise, generator)
-            grads = torch.autograd.grad(loss, params)
-        if self._velocity is None:
-            self._velocity = [torch.zeros_like(p) for p in params]
-        with torch.no_grad():
-            for p, vel, g in zip(params, self._velocity, grads):
-                if p.ndim > 1:
-                    g = g + weight_decay * p  # L2 on the weights only
-                vel.mul_(momentum).add_(g, alpha=-lr)  # delta = momentum * delta - lr * dL/dp
-                p.add_(vel)
-        return float(loss.detach())
+        net: nn.Module | None = None,
+    ) -> torch.Tensor:
+        """Mean over the batch of the cross-entropy between x and r(h(x~)). `net` computes the
+        forward (this autoencoder, or its data-parallel wrapper)."""
+        logits = (self if net is None else net)(self.corrupt(x, noise, generator))  # (B, n_in)
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+
+
+# --- the layer kind: how deepnets.train.pretrain trains a stack of autoencoders (sdae-mnist) ---
+
+
+def _dae_layer(config: SDAEConfig, n_in: int, n_out: int, generator: torch.Generator):
+    return DenoisingAutoencoder(n_in, n_out, config.tied, generator)
+
+
+def _dae_loss(layer, x, config: SDAEConfig, generator, net) -> torch.Tensor:
+    return layer.loss(x, config.noise, generator, net)
+
+
+@torch.no_grad()
+def _dae_measure(layer, x, config: SDAEConfig) -> dict[str, float]:
+    r = torch.sigmoid(layer.decode_logits(layer.encode(x)))
+    return {
+        "denoising_loss": float(
+            layer.loss(x, config.noise, torch.Generator(x.device).manual_seed(0))
+        ),
+        "recon_error": float(((x - r) ** 2).sum(1).mean()),
+    }
+
+
+DAE_LAYERS = Layerwise(
+    make_layer=_dae_layer,
+    loss=_dae_loss,
+    weights=lambda dae: (dae.W, dae.b),  # h = sigmoid(W x + b)
+    measure=_dae_measure,
+)

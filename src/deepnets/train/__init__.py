@@ -1,62 +1,38 @@
-"""The training loops: supervised (gradient steps), counting (N-gram models), language models
-(a token stream, truncated BPTT), CTC (variable-length speech to label strings) and layer-wise
-pre-training then fine-tuning; reinforcement learning comes later. `run_experiment` picks the
-experiment's."""
+"""Training: the gradient engine (`engine.py`, the one loop) and the tasks that plug into it
+(`classify.py`, `language_model.py`, `ctc.py`, `pretrain.py`), counting (`count.py`), checkpoints
+(`checkpoint.py`) and data-parallel set-up (`distributed.py`). An experiment names its task;
+`experiment.task.train(...)` runs it and `experiment.task.evaluate_run(...)` re-evaluates a run.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from deepnets import DeepnetsError
 
-
-def run_experiment(
+def train_and_evaluate(
     experiment,
     config,
-    run_dir: Path,
+    run_dir: Path | str,
     preset: str = "custom",
     resume: bool = False,
     progress: bool = True,
+    log=None,
 ) -> dict | None:
-    """Train and evaluate `experiment` with the loop it names; return the summary."""
-    if experiment.loop == "count":
-        from deepnets.train.count import fit_and_evaluate
+    """Train and test `experiment` with `config` in the run folder `run_dir` (made here; with
+    `resume`, the folder of a stopped run); return the summary (None on a non-zero rank)."""
+    from deepnets.run import RunDir
+    from deepnets.train.engine import print_line
 
-        if resume:
-            raise DeepnetsError(
-                f"{experiment.id} is fitted by counting in one pass; there is "
-                "nothing to resume, run it again"
-            )
-        return fit_and_evaluate(experiment, config, run_dir, preset)
-    if experiment.loop == "language_model":
-        from deepnets.train.language_model import train_and_evaluate
-    elif experiment.loop == "ctc":
-        from deepnets.train.ctc import train_and_evaluate
-    elif experiment.loop == "pretrain":
-        from deepnets.train.pretrain import train_and_evaluate
-    else:
-        from deepnets.train.supervised import train_and_evaluate
-
-    return train_and_evaluate(
-        experiment, config, run_dir, preset=preset, resume=resume, progress=progress
+    run = RunDir.open(run_dir) if resume else RunDir.create(run_dir)
+    return experiment.task.train(
+        experiment, config, run, preset, resume, progress, log or print_line
     )
 
 
-def evaluate_saved_run(run_dir: Path, device: str = "auto", split: str = "test") -> dict:
-    """Re-evaluate a run folder with the loop its experiment names."""
-    from deepnets.train.supervised import evaluate_run, load_run
+def evaluate_run(run_dir: Path | str, device: str = "auto", split: str = "test") -> dict:
+    """Re-evaluate a finished (or stopped) run folder's selected weights on one split."""
+    from deepnets.run import RunDir
 
-    experiment, config, _ = load_run(run_dir)
-    if experiment.loop == "count":
-        from deepnets.train.count import evaluate_counts
-
-        return evaluate_counts(experiment, config, split)
-    if experiment.loop == "language_model":
-        from deepnets.train import language_model
-
-        return language_model.evaluate_run(run_dir, device, split)
-    if experiment.loop == "ctc":
-        from deepnets.train import ctc
-
-        return ctc.evaluate_run(run_dir, device, split)
-    return evaluate_run(run_dir, device, split)
+    run = RunDir.open(run_dir)
+    experiment, _, _ = run.read_config()
+    return experiment.task.evaluate_run(run, device, split)

@@ -24,22 +24,27 @@ STATE = "checkpoint.json"
 BEST = "best.safetensors"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def _replace_atomically(path: Path, write) -> None:
+    """Write a temporary file beside `path` with `write(tmp)`, fsync it, rename it over `path`.
+    On any failure (a full disk, say) the temporary file is removed and `path` is untouched."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _replace_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    save_file(tensors, tmp, metadata=meta)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    _replace_atomically(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:

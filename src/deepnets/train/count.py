@@ -1,54 +1,61 @@
-"""The counting loop, for models estimated by counting rather than by gradient steps (the
-N-gram baseline): fit on the training split, report perplexity on validation and test.
+"""Counting, for models estimated by counting rather than by gradient steps (the N-gram
+baseline): fit on the training split, report perplexity on validation and test.
 
-It writes the same run folder files as the supervised loop (`config.json`, `metrics.jsonl`,
-`summary.json`); there are no weights to checkpoint, so `eval` fits the counts again.
+It writes the same run folder files as the gradient engine (`config.json`, `metrics.jsonl`,
+`summary.json`); there are no weights to checkpoint, so `eval` fits the counts again, and there
+is nothing to resume.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 from deepnets import DeepnetsError
-from deepnets.registry import Experiment
-from deepnets.train.checkpoint import atomic_write_text
-from deepnets.train.supervised import Log, print_line, published_note, run_metadata, run_summary
+from deepnets.run import RunDir, summary_record
+from deepnets.train.engine import Log, print_line
 
 
-def fit_counts(experiment: Experiment, config) -> tuple[object, dict, float]:
-    """Fit the model on the training split; return (model, splits, seconds)."""
-    splits = experiment.load_data(config)
-    started = time.perf_counter()
-    model = experiment.build_model(config).fit(splits["train"])
-    return model, splits, time.perf_counter() - started
+class Count:
+    resumable = False
 
+    def fit(self, experiment, config) -> tuple[object, dict, float]:
+        """Fit the model on the training split; return (model, splits, seconds)."""
+        splits = experiment.load_data(config)
+        started = time.perf_counter()
+        model = experiment.build_model(config).fit(splits["train"])
+        return model, splits, time.perf_counter() - started
 
-def evaluate_counts(experiment: Experiment, config, split: str) -> dict[str, float]:
-    """Fit again (counting is deterministic) and score one split."""
-    model, splits, _ = fit_counts(experiment, config)
-    if split not in splits:
-        raise DeepnetsError(f"unknown split {split!r}; splits: {', '.join(splits)}")
-    return {"perplexity": model.perplexity(splits[split])}
+    def train(
+        self,
+        experiment,
+        config,
+        run: RunDir,
+        preset: str = "custom",
+        resume: bool = False,
+        progress: bool = True,
+        log: Log = print_line,
+    ) -> dict:
+        if resume:
+            raise DeepnetsError(
+                f"{experiment.id} is fitted by counting in one pass; there is nothing to "
+                "resume, run it again"
+            )
+        run.write_config(experiment, preset, config, "cpu", 1)
+        model, splits, seconds = self.fit(experiment, config)
+        log(f"fitted {experiment.id} in {seconds:.1f}s")
+        scores = {split: model.perplexity(splits[split]) for split in ("valid", "test")}
+        run.log_metrics({"epoch": 1, "seconds": seconds, "val_perplexity": scores["valid"]})
+        state = {"epoch": 1, "step": 0, "best_epoch": None, "train_seconds": seconds}
+        test = {"perplexity": scores["test"]}
+        summary = summary_record(experiment, preset, config, test, state, "cpu", "test")
+        run.write_summary(summary)
+        log(f"valid perplexity {scores['valid']:.2f}  test perplexity {scores['test']:.2f}")
+        return summary
 
-
-def fit_and_evaluate(
-    experiment: Experiment, config, run_dir: Path, preset: str = "custom", log: Log = print_line
-) -> dict:
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    meta = run_metadata(experiment, preset, config, "cpu", 1)
-    atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2) + "\n")
-    model, splits, seconds = fit_counts(experiment, config)
-    log(f"fitted {experiment.id} in {seconds:.1f}s")
-    scores = {split: model.perplexity(splits[split]) for split in ("valid", "test")}
-    record = {"epoch": 1, "seconds": seconds, "val_perplexity": scores["valid"]}
-    atomic_write_text(run_dir / "metrics.jsonl", json.dumps(record) + "\n")
-    summary = run_summary(experiment, preset, scores["test"], 1, 1, seconds, "cpu", config.seed)
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    log(
-        f"valid perplexity {scores['valid']:.2f}  test perplexity {scores['test']:.2f}  "
-        + published_note(experiment, preset)
-    )
-    return summary
+    def evaluate_run(self, run: RunDir, device: str = "auto", split: str = "test") -> dict:
+        """Fit again (counting is deterministic) and score one split."""
+        experiment, config, _ = run.read_config()
+        model, splits, _ = self.fit(experiment, config)
+        if split not in splits:
+            raise DeepnetsError(f"unknown split {split!r}; splits: {', '.join(splits)}")
+        return {"perplexity": model.perplexity(splits[split])}

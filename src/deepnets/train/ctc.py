@@ -1,54 +1,25 @@
-"""The CTC loop: variable-length utterances, connectionist temporal classification, digit error
-rate.
+"""CTC: variable-length utterances, connectionist temporal classification, digit error rate.
 
-`train_and_evaluate(experiment, config, run_dir)` reads top to bottom like the supervised loop,
-whose helpers it reuses: load the spoken digit strings, build the model and the optimizer (or
-restore both from the run folder's checkpoint), then for each epoch shuffle the training
-strings, pad each minibatch to its longest utterance, take gradient steps on the CTC loss
-(`torch.nn.functional.ctc_loss`), then decode the validation strings greedily, keep the weights
-with the lowest digit error rate (ties: the lower validation loss), checkpoint. The kept weights
-are scored once on the test strings with the prefix beam search (`beam_width`), greedy beside it.
+The data are the spoken digit strings of each split (`deepnets.data.fsdd.DigitStrings`). A batch
+is a random minibatch of training strings padded to its longest utterance; the loss is the CTC
+loss (`torch.nn.functional.ctc_loss`) divided by the label lengths. Validation decodes greedily;
+the final test decodes with the prefix beam search (`beam_width`), greedy beside it.
 
 Digit error rate = sum of edit distances (hypothesis, reference) / sum of reference lengths.
-A model for this loop maps (x (B, T, F), lengths (B,)) to (log-probabilities (B, T', 1 + labels),
+A model for this task maps (x (B, T, F), lengths (B,)) to (log-probabilities (B, T', 1 + labels),
 output lengths (B,)), blank first: `deepnets.models.ctc.CTCRecognizer`.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
-from tqdm import tqdm
 
-from deepnets import DeepnetsError
 from deepnets.data.fsdd import DigitStrings
 from deepnets.models.ctc import BLANK, edit_distance, greedy_decode, prefix_beam_search
-from deepnets.registry import Experiment
-from deepnets.train import checkpoint as ckpt
-from deepnets.train.distributed import resolve_device
-from deepnets.train.supervised import (
-    Log,
-    append_jsonl,
-    build_model,
-    check_finite,
-    gradient_step,
-    load_saved_model,
-    lr_at,
-    make_optimizer,
-    print_line,
-    record_epoch,
-    restore_selected,
-    run_metadata,
-    run_summary,
-    seed_epoch,
-    start_or_resume,
-)
+from deepnets.train.task import GradientTask, index_batches
 
 METRIC = "digit_error_rate"
 
@@ -110,113 +81,24 @@ def evaluate_strings(
     return scores
 
 
-def train_and_evaluate(
-    experiment: Experiment,
-    config,
-    run_dir: Path,
-    preset: str = "custom",
-    resume: bool = False,
-    progress: bool = True,
-    log: Log = print_line,
-) -> dict:
-    """Train `experiment` with `config`, writing everything to `run_dir`; return the summary."""
-    run_dir = Path(run_dir)
-    device = resolve_device(config.device)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    restored = ckpt.load_checkpoint(run_dir) if resume else None
-    torch.manual_seed(config.seed)
+class CTC(GradientTask):
+    def load(self, experiment, config, device):
+        splits = experiment.load_data(config)
+        if config.train_subset > 0:
+            train, n = splits["train"], config.train_subset
+            splits = {**splits, "train": DigitStrings(train.features[:n], train.digits[:n])}
+        return splits
 
-    splits = experiment.load_data(config)
-    train = splits["train"]
-    steps_per_epoch = len(train) // config.batch_size
-    if steps_per_epoch == 0:
-        raise DeepnetsError(
-            f"the training split has {len(train)} strings, fewer than one batch of "
-            f"{config.batch_size}"
-        )
-    total_steps = steps_per_epoch * config.epochs
-    model = build_model(experiment, config).to(device)
-    optimizer = make_optimizer(model, config)
-    meta = run_metadata(experiment, preset, config, device, 1)
-    state = start_or_resume(run_dir, restored, model, optimizer, meta, log, is_main=True)
-    metrics_path = run_dir / "metrics.jsonl"
+    def steps_per_epoch(self, data, config) -> int:
+        return len(data["train"]) // config.batch_size
 
-    for epoch in range(state["epoch"], config.epochs):
-        started = time.perf_counter()
-        generator = seed_epoch(config.seed, epoch, 0)
-        model.train()
-        running, running_n = torch.zeros((), device=device), 0
-        order = torch.randperm(len(train), generator=generator).tolist()
-        batches = [
-            order[k * config.batch_size : (k + 1) * config.batch_size]
-            for k in range(steps_per_epoch)
-        ]
-        bar = tqdm(
-            batches,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            leave=False,
-            dynamic_ncols=True,
-            disable=None if progress else True,  # None: only on a terminal
-        )
-        for i, idx in enumerate(bar):
-            step = epoch * steps_per_epoch + i
-            lr = lr_at(step, total_steps, steps_per_epoch, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss = ctc_loss(model, collate(train, idx), device)[0]
-            gradient_step(model, optimizer, loss, config)
-            running += loss.detach()
-            running_n += 1
-            if (step + 1) % config.log_every == 0 or i == steps_per_epoch - 1:
-                mean_loss = float(running) / running_n
-                check_finite(mean_loss, epoch, step, lr, state["epoch"], run_dir)
-                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.3g}")
-                append_jsonl(
-                    metrics_path,
-                    {"epoch": epoch + 1, "step": step + 1, "train_loss": mean_loss, "lr": lr},
-                )
-                running, running_n = torch.zeros((), device=device), 0
-        bar.close()
-        state["train_seconds"] += time.perf_counter() - started
-        state["epoch"], state["step"] = epoch + 1, (epoch + 1) * steps_per_epoch
-        val = evaluate_strings(model, splits["val"], config, device) if len(splits["val"]) else {}
-        if val and config.select == "best_val":
-            key = [val[METRIC], val["loss"]]  # fewest errors, then the lowest loss
-            if state["best"] is None or key < [state["best"], state["best_loss"]]:
-                state["best"], state["best_loss"], state["best_epoch"] = *key, epoch + 1
-                ckpt.save_weights(run_dir / ckpt.BEST, model, {"epoch": str(epoch + 1)})
-        ckpt.save_checkpoint(run_dir, model, optimizer, state)
-        record_epoch(metrics_path, state, val, lr, config.epochs, log)
+    def batches(self, data, config, generator, ctx):
+        for idx in index_batches(len(data["train"]), config, generator, ctx):
+            yield collate(data["train"], idx.tolist())
 
-    restore_selected(model, run_dir, config, holds_last=True)
-    test = evaluate_strings(model, splits["test"], config, device, config.beam_width)
-    summary = run_summary(
-        experiment,
-        preset,
-        test[METRIC],
-        state["epoch"],
-        state["best_epoch"],
-        state["train_seconds"],
-        device,
-        config.seed,
-    )
-    summary.update({k: v for k, v in test.items() if k != METRIC})
-    ckpt.atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    shown = "  ".join(f"{k} {v:.4f}" for k, v in test.items())
-    log(
-        f"test {shown}  (published {experiment.published.value:.4f}: "
-        f"{experiment.published.text}, {experiment.published.source})"
-    )
-    return summary
+    def loss(self, step, batch, carry):
+        return ctc_loss(step.net, batch, step.device)[0], None
 
-
-def evaluate_run(run_dir: Path, device: str = "auto", split: str = "test") -> dict[str, float]:
-    """Re-evaluate a saved CTC run: its best (or last) weights on a split, beam search included."""
-    experiment, config, model = load_saved_model(run_dir, device)
-    if experiment.loop != "ctc":
-        raise DeepnetsError(f"{run_dir} is a {experiment.id} run, not a CTC recogniser's")
-    splits = experiment.load_data(config)
-    if split not in splits:
-        raise DeepnetsError(f"unknown split {split!r}; splits: {', '.join(splits)}")
-    dev = next(model.parameters()).device
-    return evaluate_strings(model, splits[split], config, dev, config.beam_width)
+    def evaluate(self, model, data, split, config, device, final=False) -> dict[str, float]:
+        beam = config.beam_width if final else 0
+        return evaluate_strings(model, data[split], config, device, beam)

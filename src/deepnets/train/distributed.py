@@ -64,6 +64,15 @@ def mean_over_ranks(ctx: Context, value: torch.Tensor) -> torch.Tensor:
     return total / ctx.world_size
 
 
+def agree(ctx: Context, flag: bool) -> bool:
+    """Rank 0's decision (to stop, say), given to every rank."""
+    if ctx.world_size == 1:
+        return flag
+    value = torch.tensor([int(flag)], device=ctx.device)
+    dist.broadcast(value, 0)
+    return bool(value.item())
+
+
 def teardown(ctx: Context) -> None:
     if ctx.world_size > 1 and dist.is_initialized():
         dist.destroy_process_group()

@@ -1,0 +1,77 @@
+"""Classification: (x, y) tensors, cross-entropy (or the model's own loss), accuracy.
+
+The data are a dict of splits, each a pair (x (N, ...), y (N,)); `train`, `val` and `test`. A
+batch is a random minibatch of the training split, augmented by the experiment's `augment`
+(drawn from the epoch's generator) on the way.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from deepnets.train.engine import autocast
+from deepnets.train.task import GradientTask, index_batches
+
+
+def batch_loss(model: nn.Module, logits: torch.Tensor, y: torch.Tensor, config) -> torch.Tensor:
+    """The model's own loss where it defines one (squared error), else cross-entropy."""
+    own = getattr(model, "loss", None)
+    if callable(own):
+        return own(logits, y)
+    return F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+
+
+def _channels_last(x: torch.Tensor, config) -> torch.Tensor:
+    if config.channels_last and x.ndim == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+class Classify(GradientTask):
+    def __init__(self, augment=None):
+        self.augment = augment  # (x, config, generator) -> x, on training batches only
+
+    def load(self, experiment, config, device):
+        splits = experiment.load_data(config)
+        if device.type == "cuda":  # the whole training split on the GPU: no copy per batch
+            x, y = splits["train"]
+            splits = {**splits, "train": (x.to(device), y.to(device))}
+        return splits
+
+    def split_size(self, data, split: str) -> int:
+        return len(data[split][1]) if split in data else 0
+
+    def steps_per_epoch(self, data, config) -> int:
+        return len(data["train"][1]) // config.batch_size
+
+    def batches(self, data, config, generator, ctx):
+        x_all, y_all = data["train"]
+        for idx in index_batches(len(y_all), config, generator, ctx):
+            idx = idx.to(y_all.device)
+            x, y = x_all[idx], y_all[idx]
+            if self.augment is not None:
+                x = self.augment(x, config, generator)
+            yield x, y
+
+    def loss(self, step, batch, carry):
+        x, y = (t.to(step.device, non_blocking=True) for t in batch)
+        logits = step.net(_channels_last(x, step.config))
+        return batch_loss(step.model, logits.float(), y, step.config), None
+
+    @torch.no_grad()
+    def evaluate(self, model, data, split, config, device, final=False) -> dict[str, float]:
+        """Mean loss and accuracy on (x, y)."""
+        model.eval()
+        x_all, y_all = data[split]
+        loss_sum, correct = 0.0, 0
+        for start in range(0, len(y_all), config.eval_batch_size):
+            x = x_all[start : start + config.eval_batch_size].to(device)
+            y = y_all[start : start + config.eval_batch_size].to(device)
+            with autocast(config, device):
+                logits = model(_channels_last(x, config))
+            loss_sum += float(batch_loss(model, logits.float(), y, config)) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+        n = max(1, len(y_all))
+        return {"accuracy": correct / n, "loss": loss_sum / n}

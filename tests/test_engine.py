@@ -1,0 +1,252 @@
+import dataclasses
+import errno
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import needs_ptb, run_cli, shared_data, tone_fsdd
+from safetensors.torch import load_file
+
+from deepnets.experiments.mnist import CONVNET_DIGITS, LeNet5Config
+from deepnets.train import train_and_evaluate
+from deepnets.train.engine import NonFiniteLossError, lr_at
+
+
+def test_learning_rate_schedules():
+    config = LeNet5Config(lr=1.0, warmup=0.1, schedule="onecycle")
+    assert lr_at(0, 100, 10, config) == pytest.approx(0.04)
+    assert lr_at(10, 100, 10, config) == pytest.approx(1.0)
+    assert lr_at(55, 100, 10, config) == pytest.approx(0.5)
+    assert lr_at(100, 100, 10, config) == 0.0
+    cosine = dataclasses.replace(config, schedule="cosine", warmup=0.0)
+    assert lr_at(50, 100, 10, cosine) == pytest.approx(0.5)
+    step = dataclasses.replace(config, schedule="step", warmup=0.0, step_every=2, step_gamma=0.5)
+    assert [lr_at(s, 100, 10, step) for s in (0, 19, 20, 45)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_tiny_digits_run_learns_and_writes_a_run_folder(tmp_path):
+    config = dataclasses.replace(CONVNET_DIGITS.preset("tiny"), epochs=6, lr=0.1)
+    summary = train_and_evaluate(
+        CONVNET_DIGITS, config, tmp_path, preset="tiny", progress=False, log=lambda s: None
+    )
+    assert summary["value"] > 0.85
+    assert set(summary) >= {
+        "experiment",
+        "preset",
+        "metric",
+        "value",
+        "published",
+        "epochs",
+        "wall_seconds",
+        "device",
+        "torch",
+        "commit",
+    }
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["value"] == summary["value"]
+    lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in lines if "val_accuracy" in l] == list(range(1, 7))
+    meta = json.loads((tmp_path / "config.json").read_text())
+    assert meta["config"]["lr"] == 0.1 and meta["torch"] == torch.__version__
+
+
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
+    config = dataclasses.replace(CONVNET_DIGITS.preset("tiny"), epochs=3, log_every=1)
+    train_and_evaluate(CONVNET_DIGITS, config, tmp_path, progress=False, log=lambda s: None)
+    before = load_file(str(tmp_path / "checkpoint.safetensors"))
+    exploding = dataclasses.replace(config, epochs=4, lr=1e30, schedule="constant", warmup=0.0)
+    with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
+        train_and_evaluate(
+            CONVNET_DIGITS, exploding, tmp_path, resume=True, progress=False, log=lambda s: None
+        )
+    after = load_file(str(tmp_path / "checkpoint.safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["epoch"] == 3
+
+
+def _final_weights(run_dir):
+    return load_file(str(run_dir / "checkpoint.safetensors"))
+
+
+def _kill_after_first_checkpoint(args: list[str], run_dir, env: dict) -> int:
+    """Start `deepnets ARGS --run-dir RUN_DIR`, SIGKILL it once its first checkpoint exists;
+    return the number of epochs that checkpoint holds."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deepnets", *args, "--run-dir", str(run_dir)],
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state = run_dir / "checkpoint.json"
+    deadline = time.time() + 240
+    while not state.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return json.loads(state.read_text())["epoch"]
+
+
+def _assert_same_run(straight, resumed) -> None:
+    """Bit-identical final weights and optimizer state, summary and metrics lines."""
+    a, b = _final_weights(straight), _final_weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    sa = json.loads((straight / "summary.json").read_text())
+    sb = json.loads((resumed / "summary.json").read_text())
+    assert sa["value"] == sb["value"] and sa["best_epoch"] == sb["best_epoch"]
+    assert sa["metrics"] == sb["metrics"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    rows_a = [json.loads(l) for l in (straight / "metrics.jsonl").read_text().splitlines()]
+    rows_b = [json.loads(l) for l in (resumed / "metrics.jsonl").read_text().splitlines()]
+    assert strip(rows_a) == strip(rows_b)
+
+
+def _sigkill_then_resume(tmp_path, args: list[str], epochs: int, env: dict | None = None):
+    env = env or {}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    result = run_cli(*args, "--run-dir", str(straight), env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    done = _kill_after_first_checkpoint(args, killed, env)
+    assert 1 <= done < epochs and not (killed / "summary.json").exists()
+    result = run_cli("run", "--resume", str(killed), "--quiet", env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"resuming {killed} after epoch {done}" in result.stdout
+    _assert_same_run(straight, killed)
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run_classifier(tmp_path):
+    args = ["run", "convnet-digits", "--preset", "tiny", "--quiet", "--set", "epochs=40"]
+    _sigkill_then_resume(tmp_path, [*args, "--set", "log_every=5"], 40)
+
+
+@needs_ptb
+def test_sigkill_then_resume_equals_an_uninterrupted_run_language_model(tmp_path):
+    args = ["run", "lstm-ptb", "--preset", "tiny", "--quiet", "--set", "epochs=12"]
+    _sigkill_then_resume(
+        tmp_path, [*args, "--set", "train_subset=8000", "--set", "dropout=0.3"], 12
+    )
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run_ctc(tmp_path):
+    data = tone_fsdd(tmp_path / "data")
+    args = ["run", "ctc-digits", "--preset", "tiny", "--quiet", "--set", "epochs=10"]
+    args += ["--set", "strings=48,8,8", "--set", "val_size=20"]
+    _sigkill_then_resume(tmp_path, args, 10, env={"DEEPNETS_DATA": str(data)})
+
+
+DDP_TOLERANCE = 1e-4  # max abs weight difference: float32 all-reduce sums in another order
+
+
+def _ddp_matches_one_process(tmp_path, args: list[str]) -> None:
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    result = run_cli("run", *args, "--run-dir", str(single))
+    assert result.returncode == 0, result.stderr[-2000:]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "deepnets",
+            "run",
+            *args,
+            "--run-dir",
+            str(ddp),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    meta = json.loads((ddp / "config.json").read_text())
+    assert meta["world_size"] == 2
+    a, b = _final_weights(single), _final_weights(ddp)
+    model_keys = [k for k in a if k.startswith("model.")]
+    worst = max((a[k] - b[k]).abs().max().item() for k in model_keys)
+    assert worst < DDP_TOLERANCE, worst
+    sa = json.loads((single / "summary.json").read_text())
+    sb = json.loads((ddp / "summary.json").read_text())
+    assert abs(sa["value"] - sb["value"]) < 1e-3 * max(1.0, abs(sa["value"])), (sa, sb)
+    steps = [json.loads(l)["step"] for l in (ddp / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == sa["steps"] == sb["steps"] > 0  # the same global steps were taken
+
+
+def test_ddp_two_ranks_match_one_process_classifier(tmp_path):
+    args = ["convnet-digits", "--preset", "tiny", "--quiet", "--device", "cpu", "--set", "epochs=3"]
+    _ddp_matches_one_process(tmp_path, args)
+
+
+@needs_ptb
+def test_ddp_two_ranks_match_one_process_language_model(tmp_path):
+    args = ["lstm-ptb", "--preset", "tiny", "--quiet", "--device", "cpu"]
+    _ddp_matches_one_process(tmp_path, [*args, "--set", "epochs=2", "--set", "train_subset=8000"])
+
+
+AMP_COMPILE_RUNS = [
+    ("convnet-digits", ["epochs=1"], None),
+    ("lstm-ptb", ["epochs=1", "train_subset=4000"], "ptb"),
+    ("ctc-digits", ["epochs=1", "strings=32,8,8", "val_size=20"], "tones"),
+]
+
+
+@pytest.mark.parametrize("experiment, overrides, data", AMP_COMPILE_RUNS)
+def test_amp_and_compile_are_accepted_by_every_task(tmp_path, experiment, overrides, data):
+    """bfloat16 autocast and torch.compile together, one short epoch of each gradient task."""
+    env = {}
+    if data == "ptb" and shared_data("ptb", ["ptb.train.txt"]) is None:
+        pytest.skip("set DEEPNETS_DATA to a folder holding ptb/")
+    if data == "tones":
+        env["DEEPNETS_DATA"] = str(tone_fsdd(tmp_path / "data"))
+    sets = [arg for o in [*overrides, "amp=true", "compile=true"] for arg in ("--set", o)]
+    run_dir = tmp_path / "run"
+    args = ["run", experiment, "--preset", "tiny", "--quiet", *sets, "--run-dir", str(run_dir)]
+    result = run_cli(*args, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = json.loads((run_dir / "config.json").read_text())
+    assert meta["config"]["amp"] is True and meta["config"]["compile"] is True
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert all(math.isfinite(v) for v in summary["metrics"].values()), summary
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_resume_continues(
+    tmp_path, monkeypatch
+):
+    """ENOSPC while the second epoch's checkpoint is written: one clear error naming the file,
+    the first epoch's checkpoint intact, no temporary file left; --resume then finishes the run
+    exactly as an uninterrupted one."""
+    from deepnets.run import RunDirError
+    from deepnets.train import checkpoint
+
+    config = dataclasses.replace(CONVNET_DIGITS.preset("tiny"), epochs=3)
+    quiet = dict(progress=False, log=lambda s: None)
+    train_and_evaluate(CONVNET_DIGITS, config, tmp_path / "straight", **quiet)
+    real_save, calls = checkpoint.save_file, []
+
+    def disk_full_on_second_checkpoint(tensors, filename, metadata=None):
+        calls.append(filename)
+        if len(calls) == 3:  # epoch 1: best + checkpoint; epoch 2: best, then this one
+            with open(filename, "wb") as handle:
+                handle.write(b"half a file")
+            raise OSError(errno.ENOSPC, "No space left on device", filename)
+        return real_save(tensors, filename, metadata=metadata)
+
+    run_dir = tmp_path / "full"
+    monkeypatch.setattr(checkpoint, "save_file", disk_full_on_second_checkpoint)
+    with pytest.raises(RunDirError, match="No space left on device") as caught:
+        train_and_evaluate(CONVNET_DIGITS, config, run_dir, **quiet)
+    assert "\n" not in str(caught.value) and str(run_dir) in str(caught.value)
+    monkeypatch.setattr(checkpoint, "save_file", real_save)
+    assert json.loads((run_dir / "checkpoint.json").read_text())["epoch"] == 1
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == []
+    load_file(str(run_dir / "checkpoint.safetensors"))  # whole, readable
+    train_and_evaluate(CONVNET_DIGITS, config, run_dir, resume=True, **quiet)
+    _assert_same_run(tmp_path / "straight", run_dir)
