@@ -41,6 +41,15 @@ def test_resume_folder_that_is_not_a_run(tmp_path):
         json.dumps({"experiment": "convnet-digits", "config": {}})
     )
     err = _no_traceback(run_cli("run", "--resume", str(tmp_path)))
+    assert "config.json cannot be read" in err and "missing" in err and "epochs" in err
+    from deepnets.config import config_to_dict
+    from deepnets.experiments import get_experiment
+
+    config = config_to_dict(get_experiment("convnet-digits").preset("tiny"))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"experiment": "convnet-digits", "config": config})
+    )
+    err = _no_traceback(run_cli("run", "--resume", str(tmp_path)))
     assert "checkpoint.safetensors" in err
 
 
@@ -133,9 +142,16 @@ def test_run_eval_list_and_bench_end_to_end(tmp_path):
     assert rows[0].startswith("experiment,preset,metric,mean,std,seeds,published,epochs")
     assert rows[1].startswith("convnet-digits,tiny,accuracy,") and ",2,0.97," in rows[1]
     assert "convnet-digits" in (root / "RESULTS.md").read_text()
-    listing = run_cli("list", env=env)
-    assert listing.returncode == 0 and "[tiny]" in listing.stdout
+    listing = run_cli("list", env=env)  # headline presets only: the tiny row is not one
+    assert listing.returncode == 0 and "convnet-digits       tiny" not in listing.stdout
     assert "lenet5-mnist" in listing.stdout and "0.95% error" in listing.stdout
+    assert "3.00% error (target, deepnets)" in listing.stdout  # a target, never "published"
+    assert max(map(len, listing.stdout.splitlines())) < 120
+    every = run_cli("list", "--all", env=env)
+    tiny = [
+        line for line in every.stdout.splitlines() if line.startswith("convnet-digits       tiny")
+    ]
+    assert len(tiny) == 1 and tiny[0].split()[3] == "2", every.stdout  # 2 seeds
 
     # the same row again, gathered from the bench's finished runs instead of training
     seeds = sorted((tmp_path / "runs" / "bench" / "convnet-digits").iterdir())
@@ -201,9 +217,9 @@ def test_kneser_ney_runs_end_to_end_through_the_counting_loop(tmp_path):
 
 
 def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
-    from deepnets.cli import claim_run_dir
+    from deepnets.run import RunDir
 
-    first = claim_run_dir(tmp_path / "runs", "20261126-120000-small-s0")
-    second = claim_run_dir(tmp_path / "runs", "20261126-120000-small-s0")
+    first = RunDir.claim(tmp_path / "runs", "20261126-120000-small-s0").path
+    second = RunDir.claim(tmp_path / "runs", "20261126-120000-small-s0").path
     assert first.is_dir() and second.is_dir() and first != second
     assert second.name == "20261126-120000-small-s0-2"

@@ -92,7 +92,7 @@ def test_runs_without_feature_maps_are_clear_errors(tmp_path, digits_run):
         draw_fig2(str(mlp), str(tmp_path / "x.png"))
     (tmp_path / "kn5").mkdir()
     (tmp_path / "kn5" / "config.json").write_text(
-        json.dumps({"experiment": "kn5-ptb", "config": {}})
+        json.dumps({"experiment": "kn5-ptb", "config": {"order": 3, "seed": 0, "device": "cpu"}})
     )
     with pytest.raises(DeepnetsError, match="kn5-ptb run"):
         draw_fig2(str(tmp_path / "kn5"), str(tmp_path / "x.png"))

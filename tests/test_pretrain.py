@@ -1,14 +1,20 @@
-"""Tests of layer-wise pre-training: the denoising autoencoder, the greedy loop (each layer frozen
-once trained, the next trained on its codes), stacking into the classifier, the shared stack,
-resume after a crash, the few-label subsets, and dbn-mnist / sdae-mnist end to end."""
+"""Tests of layer-wise pre-training: the denoising autoencoder, a layer trained by the engine
+(the hand-written update, exactly), the greedy loop (each layer frozen once trained, the next
+trained on its codes), stacking into the classifier, the shared stack, resume after a crash and
+after SIGKILL, the few-label subsets, and dbn-mnist / sdae-mnist end to end."""
 
 import dataclasses
 import json
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import needs_mnist, run_cli
+from conftest import REPO, needs_mnist, run_cli
 
 from deepnets import DeepnetsError
 from deepnets.data.mnist import balanced_subset
@@ -17,8 +23,11 @@ from deepnets.figures.pretraining import draw_dbn_samples, draw_filters, tile
 from deepnets.models.mlp import MLP, activate
 from deepnets.models.rbm import RBM
 from deepnets.models.sdae import DenoisingAutoencoder
-from deepnets.train import pretrain
+from deepnets.run import RunDir
+from deepnets.train import pretrain, train_and_evaluate
 from deepnets.train.checkpoint import load_checkpoint
+from deepnets.train.distributed import Context
+from deepnets.train.engine import momentum_at, seed_epoch
 
 # --- a synthetic 28x28 task: ten noisy binary prototypes ---------------------------------------
 
@@ -66,6 +75,12 @@ def quiet(_line: str) -> None:
     pass
 
 
+def train(experiment, config, path, **options):
+    """A whole run (pre-training, then fine-tuning) through the library's entry point."""
+    options = {"progress": False, "log": quiet, **options}
+    return train_and_evaluate(experiment, config, path, **options)
+
+
 # --- the denoising autoencoder -------------------------------------------------------------------
 
 
@@ -101,7 +116,7 @@ def test_tied_decoder_is_the_encoder_transposed_and_untied_starts_equal():
 
 
 @pytest.mark.parametrize("tied", [True, False])
-def test_dae_loss_gradient_matches_finite_differences_and_the_step_uses_it(tied):
+def test_dae_loss_gradient_matches_finite_differences_and_the_layer_task_uses_it(tied):
     dae = DenoisingAutoencoder(5, 3, tied=tied, generator=torch.Generator().manual_seed(2))
     dae = dae.double()
     x = torch.rand(4, 5, dtype=torch.float64)
@@ -117,24 +132,30 @@ def test_dae_loss_gradient_matches_finite_differences_and_the_step_uses_it(tied)
     torch.testing.assert_close(dae.loss(x, 0.3, gen()), loss_of(dae.W))
     W = dae.W.detach().clone().requires_grad_(True)
     assert torch.autograd.gradcheck(loss_of, (W,))
-    # One train_step without momentum or decay moves W by -lr * dL/dW (same mask draw).
-    grad = torch.autograd.grad(dae.loss(x, 0.3, gen()), dae.W)[0]
-    before = dae.W.detach().clone()
-    loss = dae.train_step(x, lr=0.1, momentum=0.0, weight_decay=0.0, generator=gen(), noise=0.3)
-    torch.testing.assert_close(dae.W.detach(), before - 0.1 * grad)
-    assert loss > 0
+    # The loss the engine minimises for a layer of sdae-mnist is this one, with the task's draw.
+    config = dataclasses.replace(SDAE_MNIST.preset("tiny"), noise=0.3, tied=tied)
+    task_loss = SDAE_MNIST.task.layers.loss(dae, x, config, gen(), dae)
+    torch.testing.assert_close(task_loss, loss_of(dae.W), rtol=0, atol=1e-12)
+    grad = torch.autograd.grad(task_loss, dae.W)[0]
+    torch.testing.assert_close(grad, torch.autograd.grad(loss_of(W), W)[0], rtol=0, atol=1e-12)
+    assert task_loss > 0
 
 
-def test_dae_training_lowers_the_denoising_loss():
+def test_dae_training_on_the_engine_lowers_the_denoising_loss(tmp_path):
     x = synthetic_digits(300)[0].flatten(1)
-    g = torch.Generator().manual_seed(0)
-    dae = DenoisingAutoencoder(784, 64, generator=g)
-    start = dae.loss(x, 0.25, torch.Generator().manual_seed(9)).item()
-    for _ in range(10):
-        for i in range(0, 300, 50):
-            dae.train_step(x[i : i + 50], lr=0.05, momentum=0.5, generator=g, noise=0.25)
+    experiment, config = synthetic(
+        SDAE_MNIST,
+        hidden=(64,),
+        pretrain_epochs=10,
+        pretrain_lr=0.05,
+        pretrain_momentum=0.5,
+        pretrain_weight_decay=0.0,
+    )
+    fresh = pretrain.make_layer(experiment.task.layers, config, 0, 784, 64)
+    start = fresh.loss(x, 0.25, torch.Generator().manual_seed(9)).item()
+    dae = pretrain.train_layer(experiment, config, 0, x, tmp_path, quiet, False)
     end = dae.loss(x, 0.25, torch.Generator().manual_seed(9)).item()
-    assert end < 0.6 * start, (start, end)  # measured: 598.8 -> 257.4
+    assert end < 0.6 * start, (start, end)  # measured: 599.4 -> 258.9
 
 
 # --- the greedy loop -----------------------------------------------------------------------------
@@ -143,6 +164,7 @@ def test_dae_training_lowers_the_denoising_loss():
 @pytest.mark.parametrize("experiment", [DBN_MNIST, SDAE_MNIST], ids=["rbm", "dae"])
 def test_lower_layers_are_frozen_and_each_layer_trains_on_the_codes_below(experiment, tmp_path):
     experiment, config = synthetic(experiment)
+    kind = experiment.task.layers
     x = synthetic_digits(500)[0]
     two = pretrain.pretrain_stack(experiment, config, x, tmp_path / "two", quiet, False)
     one_cfg = dataclasses.replace(config, hidden=config.hidden[:1])
@@ -153,15 +175,51 @@ def test_lower_layers_are_frozen_and_each_layer_trains_on_the_codes_below(experi
         assert torch.equal(a, b)
     assert all(not p.requires_grad for layer in two for p in layer.parameters())
     # Layer 2 is exactly what training a fresh layer on layer 1's codes gives.
-    codes = pretrain.encode(experiment, two[0], x.flatten(1))
-    alone_cfg = dataclasses.replace(config, hidden=config.hidden[1:])
-    by_hand = pretrain.make_layer(experiment, config, 1, 32, 16)
-    pretrain.train_layer(experiment, alone_cfg, by_hand, 1, codes, tmp_path / "h", quiet, False)
+    codes = pretrain.encode(kind, two[0], x.flatten(1))
+    by_hand = pretrain.train_layer(experiment, config, 1, codes, tmp_path / "h", quiet, False)
     for a, b in zip(by_hand.state_dict().values(), two[1].state_dict().values()):
         assert torch.equal(a, b)
     rows = [json.loads(r) for r in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
     assert [(r["layer"], r["epoch"]) for r in rows] == [(1, 1), (1, 2), (2, 1), (2, 2)]
     assert rows[1]["recon_error"] < rows[0]["recon_error"]  # layer 1 learns
+
+
+@pytest.mark.parametrize(
+    "experiment, changes",
+    [(DBN_MNIST, {}), (DBN_MNIST, {"persistent": True, "cd_k": 2}), (SDAE_MNIST, {})],
+    ids=["cd1", "pcd2", "dae"],
+)
+def test_a_layer_trained_by_the_engine_is_the_hand_written_momentum_update(
+    experiment, changes, tmp_path
+):
+    # What the layer-wise loop did by hand before it ran on the engine: for each minibatch of the
+    # layer task, with the task's draws, delta = m delta - lr (dL/dp + wd p [matrices only]),
+    # p += delta, m = 0.5 in the first epoch and pretrain_momentum after it.
+    experiment, config = synthetic(experiment, **changes)
+    kind, x = experiment.task.layers, synthetic_digits(500)[0].flatten(1)
+    trained = pretrain.train_layer(experiment, config, 0, x, tmp_path, quiet, False)
+    stage = pretrain.stage_config(config, 0)
+    assert (stage.momentum_warmup, stage.epochs, stage.lr) == (1, 2, config.pretrain_lr)
+    task = pretrain.LayerTask(kind, 0, x, 32)
+    data = task.load(experiment, stage, torch.device("cpu"))
+    layer = task.build(experiment, stage, data)
+    params = list(layer.parameters())
+    velocity = [torch.zeros_like(p) for p in params]
+    for epoch in range(stage.epochs):
+        m = momentum_at(epoch, stage)
+        batches = task.batches(data, stage, seed_epoch(stage.seed, epoch, 0), Context(0, 1, "cpu"))
+        for batch, draws in batches:
+            grads = torch.autograd.grad(kind.loss(layer, batch, stage, draws, layer), params)
+            with torch.no_grad():
+                for p, delta, g in zip(params, velocity, grads):
+                    decay = stage.weight_decay * p if p.ndim > 1 else 0.0
+                    delta.mul_(m).add_(g + decay, alpha=-stage.lr)
+                    p.add_(delta)
+    assert trained.state_dict().keys() == layer.state_dict().keys()
+    for name, value in trained.state_dict().items():
+        # float32; measured max difference 4e-6 over weights of size up to 1.4 (3 epochs)
+        torch.testing.assert_close(value, layer.state_dict()[name], rtol=0, atol=2e-5)
+    assert (trained.W - pretrain.make_layer(kind, config, 0, 784, 32).W).abs().max() > 0.05
 
 
 def test_stacked_classifier_computes_the_pretrained_layers_codes():
@@ -173,14 +231,15 @@ def test_stacked_classifier_computes_the_pretrained_layers_codes():
         (DBN_MNIST, rbms, lambda layer, v: layer.hidden_probs(v)),
         (SDAE_MNIST, daes, lambda layer, v: layer.encode(v)),
     ):
-        model = pretrain.init_from_stack(experiment, MLP((784, 20, 12, 10), "logistic"), layers)
+        kind = experiment.task.layers
+        model = pretrain.init_from_stack(kind, MLP((784, 20, 12, 10), "logistic"), layers)
         expected, y = x.flatten(1), x.flatten(1)
         for layer, linear in zip(layers, model.layers):
             expected = up(layer, expected)  # the pre-trained layer's own code
             y = activate(linear(y), "logistic")  # the classifier's hidden layer
             torch.testing.assert_close(y, expected, rtol=0, atol=1e-6)
         torch.testing.assert_close(
-            pretrain.encode(experiment, layers[0], x.flatten(1)), up(layers[0], x.flatten(1))
+            pretrain.encode(kind, layers[0], x.flatten(1)), up(layers[0], x.flatten(1))
         )
 
 
@@ -224,78 +283,119 @@ def test_balanced_subset_takes_equal_counts_per_class_by_seed():
 def test_pretrain_then_finetune_learns_the_synthetic_task_and_shares_the_stack(
     experiment, tmp_path
 ):
-    experiment, config = synthetic(experiment)
-    summary = pretrain.train_and_evaluate(
-        experiment, config, tmp_path / "a", progress=False, log=quiet
-    )
-    assert summary["value"] >= 0.8, summary  # measured 0.90 (dbn), 1.0 (sdae)
+    # Fine-tuning at lr 0.03: at 0.01 the dbn reached 0.7, 1.0, 0.9, 0.7, 1.0, 1.0 over
+    # pretrain_seed 0-5 (it underfits in 80 steps); at 0.03, 1.0 for pretrain_seed 0-7.
+    experiment, config = synthetic(experiment, lr=0.03)
+    summary = train(experiment, config, tmp_path / "a")
+    assert summary["value"] >= 0.8, summary  # measured 1.0 (dbn), 1.0 (sdae)
     assert (tmp_path / "a" / "pretrain" / "layer2.safetensors").is_file()
     lines = []
     other = dataclasses.replace(config, seed=1, labels=50)  # 5 labelled examples per class
-    pretrain.train_and_evaluate(experiment, other, tmp_path / "b", progress=False, log=lines.append)
+    train(experiment, other, tmp_path / "b", log=lines.append)
     assert any("loaded from" in line for line in lines)  # the stack of run a, not retrained
     assert not any(line.startswith("pretrain layer 1 (784-32) epoch") for line in lines)
     assert len(list((tmp_path / "pretrained").iterdir())) == 1
 
 
-def test_crash_during_pretraining_then_resume_equals_an_uninterrupted_run(tmp_path):
-    experiment, config = synthetic(DBN_MNIST, pretrain_epochs=3)
-    straight = pretrain.train_and_evaluate(
-        experiment, config, tmp_path / "s" / "run", progress=False, log=quiet
+def _metrics_without_seconds(runs: Path) -> list[dict]:
+    """The pre-trained stack's per-epoch measures under `runs`, wall times left out."""
+    (path,) = (runs / "pretrained").glob("*/metrics.jsonl")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+def _same_run(a: Path, b: Path) -> None:
+    """Two run folders hold the same stack, byte for byte, and the same fine-tuned weights."""
+    for name in ("layer1.safetensors", "layer2.safetensors"):
+        assert (a / "pretrain" / name).read_bytes() == (b / "pretrain" / name).read_bytes(), name
+    x, y = load_checkpoint(a)[0], load_checkpoint(b)[0]
+    assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+    assert (
+        json.loads((a / "summary.json").read_text())["metrics"]
+        == (json.loads((b / "summary.json").read_text())["metrics"])
     )
+
+
+def test_crash_during_pretraining_then_resume_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    experiment, config = synthetic(DBN_MNIST, pretrain_epochs=3, persistent=True)
+    straight = train(experiment, config, tmp_path / "s" / "run")
 
     class Crash(Exception):
         pass
 
-    seen = []
+    save = RunDir.save_checkpoint
 
-    def crash_in_layer_2(line):
-        seen.append(line)
-        if line.startswith("pretrain layer 2") and "epoch   2/3" in line:
-            raise Crash  # after layer 2's second epoch was checkpointed
+    def crash_after_layer_2_epoch_2(run, model, optimizer, state):
+        save(run, model, optimizer, state)
+        if run.path.name == "layer2" and state["epoch"] == 2:
+            raise Crash  # right after layer 2's second epoch was checkpointed
 
     run_dir = tmp_path / "k" / "run"
-    with pytest.raises(Crash):
-        pretrain.train_and_evaluate(
-            experiment, config, run_dir, progress=False, log=crash_in_layer_2
-        )
+    with monkeypatch.context() as patch:
+        patch.setattr(RunDir, "save_checkpoint", crash_after_layer_2_epoch_2)
+        with pytest.raises(Crash):
+            train(experiment, config, run_dir)
     assert not (run_dir / "summary.json").exists() and (run_dir / "config.json").is_file()
     lines = []
-    resumed = pretrain.train_and_evaluate(
-        experiment, config, run_dir, resume=True, progress=False, log=lines.append
+    resumed = train(experiment, config, run_dir, resume=True, log=lines.append)
+    assert any(line.startswith("pretrain layer 1 (784-32): loaded from") for line in lines)
+    assert any(
+        line.startswith("pretrain layer 2 (32-16) resuming") and line.endswith("after epoch 2")
+        for line in lines
     )
-    assert any("layer 2: resuming after epoch 2" in line for line in lines)
-    assert sum("pretrain layer 2" in line and "epoch" in line for line in lines) == 1  # epoch 3
-    for name in ("layer1.safetensors", "layer2.safetensors"):
-        a = (tmp_path / "s" / "run" / "pretrain" / name).read_bytes()
-        assert a == (run_dir / "pretrain" / name).read_bytes(), name
-    a, b = load_checkpoint(tmp_path / "s" / "run")[0], load_checkpoint(run_dir)[0]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    epochs = [line for line in lines if re.match(r"pretrain layer 2 \(32-16\) epoch +\d", line)]
+    assert len(epochs) == 1 and epochs[0].startswith("pretrain layer 2 (32-16) epoch   3/3")
+    _same_run(tmp_path / "s" / "run", run_dir)
     assert resumed["value"] == straight["value"]
-    straight_rows = (tmp_path / "s" / "pretrained").glob("*/metrics.jsonl")
-    resumed_rows = (tmp_path / "k" / "pretrained").glob("*/metrics.jsonl")
+    assert _metrics_without_seconds(tmp_path / "s") == _metrics_without_seconds(tmp_path / "k")
+    assert [(r["layer"], r["epoch"]) for r in _metrics_without_seconds(tmp_path / "k")] == [
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (2, 1),
+        (2, 2),
+        (2, 3),
+    ]
 
-    def strip(text):
-        return [
-            {k: v for k, v in json.loads(l).items() if k != "seconds"} for l in text.splitlines()
-        ]
 
-    assert strip(next(straight_rows).read_text()) == strip(next(resumed_rows).read_text())
+@needs_mnist
+def test_sigkill_during_pretraining_then_resume_equals_an_uninterrupted_run(tmp_path):
+    args = ("dbn-mnist", "--preset", "tiny", "--set", "pretrain_epochs=12", "--quiet")
+    straight = run_cli("run", *args, "--run-dir", str(tmp_path / "s" / "run"))
+    assert straight.returncode == 0, straight.stderr
+    run_dir = tmp_path / "k" / "run"
+    command = [sys.executable, "-m", "deepnets", "run", *args, "--run-dir", str(run_dir)]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not list((tmp_path / "k").glob("pretrained/*/layer1/checkpoint.json")):
+            assert process.poll() is None and time.monotonic() < deadline, "no layer checkpoint"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)  # after layer 1's first epoch, of 2 x 12
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    (stack,) = (tmp_path / "k" / "pretrained").iterdir()
+    assert not (stack / "layer2.safetensors").exists() and not (run_dir / "summary.json").exists()
+    resumed = run_cli("run", "--resume", str(run_dir), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert re.search(r"pretrain layer 1 \(784-64\) resuming .* after epoch \d+", resumed.stdout)
+    _same_run(tmp_path / "s" / "run", run_dir)
+    assert _metrics_without_seconds(tmp_path / "s") == _metrics_without_seconds(tmp_path / "k")
 
 
 def test_random_init_baseline_skips_pretraining(tmp_path):
     experiment, config = synthetic(SDAE_MNIST, pretrain=False)
     lines = []
-    summary = pretrain.train_and_evaluate(
-        experiment, config, tmp_path / "r", progress=False, log=lines.append
-    )
+    summary = train(experiment, config, tmp_path / "r", log=lines.append)
     assert not any("pretrain" in line for line in lines) and not (tmp_path / "pretrained").exists()
     assert summary["value"] >= 0.8  # measured 1.0
 
 
 def test_filters_figure_from_a_synthetic_sdae_run(tmp_path):
     experiment, config = synthetic(SDAE_MNIST)
-    pretrain.train_and_evaluate(experiment, config, tmp_path / "run", progress=False, log=quiet)
+    train(experiment, config, tmp_path / "run")
     out = draw_filters(str(tmp_path / "run"), str(tmp_path / "filters.png"), n=32)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     with pytest.raises(DeepnetsError, match="needs dbn-mnist"):
@@ -315,7 +415,7 @@ def test_cli_dbn_tiny_preset_on_mnist_then_eval_and_figures(tmp_path):
     result = run_cli("run", "dbn-mnist", "--preset", "tiny", "--run-dir", str(run_dir), "--quiet")
     assert result.returncode == 0, result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["experiment"] == "dbn-mnist" and summary["value"] >= 0.7, summary  # 0.82
+    assert summary["experiment"] == "dbn-mnist" and summary["value"] >= 0.7, summary  # 0.80
     assert summary["epochs"] == 3 and "pretrain layer 2 (64-32) epoch   2/2" in result.stdout
     evaluated = run_cli("eval", str(run_dir))
     assert evaluated.returncode == 0 and f"accuracy {summary['value']:.4f}" in evaluated.stdout

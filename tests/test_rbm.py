@@ -1,5 +1,6 @@
 """Tests of the restricted Boltzmann machine: CD statistics by hand, free energy and partition
-function by brute force, AIS against the exact log Z, and likelihood rising under CD-1 and PCD."""
+function by brute force, AIS against the exact log Z, the CD surrogate loss whose gradient is the
+CD update, and likelihood rising under CD-1 and PCD."""
 
 import itertools
 import math
@@ -7,7 +8,9 @@ import math
 import pytest
 import torch
 
+from deepnets.config import TrainConfig
 from deepnets.models.rbm import RBM
+from deepnets.train.engine import make_optimizer
 
 
 def _rbm(n_visible, n_hidden, seed, w_scale=0.5, bias_scale=0.5):
@@ -135,6 +138,25 @@ def test_cd_update_is_the_free_energy_gradient_difference_and_pcd_advances_the_c
         torch.testing.assert_close(d, -p.grad, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("k, persistent", [(1, False), (3, False), (1, True), (2, True)])
+def test_cd_loss_gradient_is_exactly_minus_the_cd_update_for_the_same_draws(k, persistent):
+    rbm = _rbm(6, 4, seed=10)
+    g = torch.Generator().manual_seed(2)
+    v0 = torch.rand(9, 6, generator=g, dtype=torch.float64)  # intensities, as in pre-training
+    chain = torch.bernoulli(torch.full((5, 6), 0.5, dtype=torch.float64), generator=g)
+    chain_a, chain_b = chain.clone(), chain.clone()
+    dW, db, dc = rbm.cd_update(
+        v0, k, torch.Generator().manual_seed(7), chain_a if persistent else None
+    )
+    loss = rbm.cd_loss(v0, k, torch.Generator().manual_seed(7), chain_b if persistent else None)
+    loss.backward()
+    for d, p in ((dW, rbm.W), (db, rbm.b), (dc, rbm.c)):
+        torch.testing.assert_close(p.grad, -d, rtol=0, atol=1e-12)
+    assert torch.equal(chain_a, chain_b)  # the same Gibbs draws, the chain advanced alike
+    assert persistent != torch.equal(chain_b, chain)  # PCD advanced it; CD-k left it alone
+    assert dW.abs().sum() > 0.1  # the two phases did not cancel
+
+
 def test_free_energy_equals_minus_log_of_the_brute_force_marginal():
     rbm = _rbm(4, 3, seed=6, w_scale=1.0)
     vs, hs = _configs(4), _configs(3)
@@ -198,7 +220,7 @@ def test_ais_with_a_base_rate_model_from_data_means():
 @pytest.mark.parametrize(
     "persistent, lr, steps, min_gain",
     # Measured mean log-likelihood, nats per pattern, seed 0: CD-1 -8.352 -> -5.463 (gain 2.89;
-    # seeds 1-2: 2.39, 3.48), PCD-1 -8.352 -> -5.311 (gain 3.04; seeds 1-4: 2.54, 2.92, 2.23,
+    # seeds 1-2: 2.39, 2.77), PCD-1 -8.352 -> -5.311 (gain 3.04; seeds 1-4: 2.54, 2.92, 2.23,
     # 2.42). The best possible is -log 22 = -3.09.
     # PCD at lr 0.1, momentum 0.9 for 2,000 steps ended at -8.16 to -8.83: it needs a small lr.
     [(False, 0.1, 1000, 2.0), (True, 0.05, 2000, 2.0)],
@@ -208,47 +230,71 @@ def test_cd1_and_pcd_raise_the_exact_log_likelihood_on_bars_and_stripes(
 ):
     data = bars_and_stripes()  # (22, 12): 16 stripes + 8 bars - 2 counted twice
     g = torch.Generator().manual_seed(0)
-    rbm = RBM(12, 6, init_std=0.1, generator=g).double()
+    rbm = RBM(12, 6, init_std=0.1, generator=g, n_chains=22 if persistent else 0).double()
     start = rbm.log_likelihood_exact(data)  # about -12 log 2 = -8.3
-    for _ in range(steps):
-        rbm.train_step(data, lr=lr, k=1, momentum=0.5, generator=g, persistent=persistent)
+    if persistent:
+        rbm.start_chains(data, g)  # one chain per pattern, at a binary sample of it
+    optimizer = torch.optim.SGD(rbm.parameters(), lr=lr, momentum=0.5)
+    for _ in range(steps):  # SGD on the CD surrogate: the CD-1 (PCD-1) update with momentum
+        optimizer.zero_grad()
+        rbm.cd_loss(data, 1, g, rbm.chain).backward()
+        optimizer.step()
     end = rbm.log_likelihood_exact(data)
     assert start == pytest.approx(-12 * math.log(2), abs=0.1)
     assert end - start > min_gain
     assert end < -math.log(22)  # never above the entropy of the data set
 
 
-def test_train_step_applies_momentum_and_weight_decay_to_the_cd_increments():
+def test_engine_sgd_on_cd_loss_applies_momentum_and_weight_decay_to_the_cd_increments():
+    # The pre-training update written out (Hinton's guide): delta = m delta + lr (d - wd W) for
+    # W, delta = m delta + lr d for the biases, theta += delta. The engine's SGD on cd_loss must
+    # be exactly that.
     rbm = _rbm(5, 3, seed=9)
     W0, b0, c0 = (p.detach().clone() for p in (rbm.W, rbm.b, rbm.c))
     v = torch.bernoulli(
         torch.full((4, 5), 0.5, dtype=torch.float64), generator=torch.Generator().manual_seed(1)
     )
-    dW, db, dc = rbm.cd_update(v, 1, torch.Generator().manual_seed(2))
     lr, wd = 0.1, 0.01
-    rbm.train_step(v, lr, 1, 0.9, wd, torch.Generator().manual_seed(2))
+    config = TrainConfig(optimizer="sgd", lr=lr, momentum=0.9, nesterov=False, weight_decay=wd)
+    optimizer = make_optimizer(rbm, config)
+
+    def step(seed):
+        optimizer.zero_grad()
+        rbm.cd_loss(v, 1, torch.Generator().manual_seed(seed)).backward()
+        optimizer.step()
+
+    dW, db, dc = rbm.cd_update(v, 1, torch.Generator().manual_seed(2))
+    step(2)
     torch.testing.assert_close(rbm.W.detach(), W0 + lr * (dW - wd * W0), rtol=0, atol=1e-14)
     torch.testing.assert_close(rbm.b.detach(), b0 + lr * db, rtol=0, atol=1e-14)
     torch.testing.assert_close(rbm.c.detach(), c0 + lr * dc, rtol=0, atol=1e-14)
     W1, b1 = rbm.W.detach().clone(), rbm.b.detach().clone()
     dW2, db2, _ = rbm.cd_update(v, 1, torch.Generator().manual_seed(3))
-    rbm.train_step(v, lr, 1, 0.9, wd, torch.Generator().manual_seed(3))
+    step(3)
     velocity = 0.9 * lr * (dW - wd * W0) + lr * (dW2 - wd * W1)  # delta = 0.9 delta + lr d
     torch.testing.assert_close(rbm.W.detach(), W1 + velocity, rtol=0, atol=1e-14)
     torch.testing.assert_close(rbm.b.detach(), b1 + 0.9 * lr * db + lr * db2, rtol=0, atol=1e-14)
 
 
 @pytest.mark.parametrize("persistent", [False, True])
-def test_one_train_step_changes_every_parameter_group_and_keeps_it_finite(persistent):
+def test_one_engine_step_changes_every_parameter_group_and_keeps_it_finite(persistent):
     g = torch.Generator().manual_seed(0)
-    rbm = RBM(20, 10, generator=g)
-    before = [p.detach().clone() for p in rbm.parameters()]
+    rbm = RBM(20, 10, generator=g, n_chains=16 if persistent else 0)
     v = torch.rand(16, 20, generator=g)  # intensities in [0, 1]
-    rbm.train_step(
-        v, lr=0.1, k=1, momentum=0.5, weight_decay=2e-4, generator=g, persistent=persistent
-    )
+    if persistent:
+        rbm.start_chains(v, g)
+    chain = None if rbm.chain is None else rbm.chain.clone()
+    before = [p.detach().clone() for p in rbm.parameters()]
+    config = TrainConfig(optimizer="sgd", lr=0.1, momentum=0.5, weight_decay=2e-4)
+    optimizer = make_optimizer(rbm, config)
+    rbm.cd_loss(v, 1, g, rbm.chain).backward()
+    for name, p in rbm.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    optimizer.step()
     for (name, p), old in zip(rbm.named_parameters(), before):
         assert torch.isfinite(p).all(), name
         assert (p.detach() - old).abs().max() > 1e-4, name
-    assert (rbm._fantasy is not None) == persistent
-    assert sorted(rbm.state_dict()) == ["W", "b", "c"]  # training state stays out of checkpoints
+    # PCD's chains are a buffer: in the state_dict, so a checkpoint resumes them.
+    assert sorted(rbm.state_dict()) == (["W", "b", "c", "chain"] if persistent else ["W", "b", "c"])
+    if persistent:
+        assert not torch.equal(rbm.chain, chain) and set(rbm.chain.unique().tolist()) <= {0.0, 1.0}

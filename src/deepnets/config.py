@@ -324,7 +324,7 @@ class TrainConfig(Config):
     eval_batch_size: int = check(1000, ge=1)  # minibatch size for evaluation
     log_every: int = check(50, ge=1)  # steps between metrics.jsonl lines
     evals_per_epoch: int = check(1, ge=1)  # validations per epoch (each may keep the best)
-    stop_at: float = check(0.0, ge=0)  # stop once the primary validation metric reaches this (0: never)
+    stop_at: float = check(0.0, ge=0)  # stop once the primary val metric reaches this (0: never)
     seed: int = check(0, ge=0)  # seeds weights, data order, dropout and augmentation
     device: Device = "auto"  # auto, cpu or cuda (whether cuda exists: check_device_exists)
     amp: bool = False  # mixed precision (bfloat16 autocast)
@@ -433,6 +433,12 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+# The one migration: fields added to every config after run folders were first written. A saved
+# config without them gets these values, which are what the older runs did; any other missing
+# key is an error.
+ADDED_FIELDS: dict[str, Any] = {"momentum_warmup": 0, "evals_per_epoch": 1, "stop_at": 0.0}
+
+
 def config_from_dict(cls: type[Config], values: dict[str, Any]) -> Config:
     """Rebuild a config saved as JSON: every field must be there and no other key (a saved run
     holds every field), lists become tuples, and the config is checked like any other."""
@@ -445,6 +451,7 @@ def config_from_dict(cls: type[Config], values: dict[str, Any]) -> Config:
             f"unknown config key{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))} "
             f"for {cls.__name__}"
         )
+    values = {**{k: v for k, v in ADDED_FIELDS.items() if k in kinds}, **values}
     missing = [k for k in kinds if k not in values]
     if missing:
         raise ConfigError(

@@ -127,6 +127,11 @@ def read_rows(root: Path | None = None) -> list[dict]:
     return rows
 
 
+def latest_rows(root: Path | None = None) -> dict[tuple[str, str], dict]:
+    """The newest row per (experiment, preset label)."""
+    return {(r["experiment"], r["preset"]): r for r in read_rows(root)}
+
+
 def _overrides(label: str) -> dict[str, str]:
     """The `+key=value,...` part of a row's preset label."""
     if "+" not in label:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from torch import nn
 
-from deepnets.config import Config, Device, TrainConfig, check, strictly_increasing
+from deepnets.config import Config, Device, Range, TrainConfig, check, strictly_increasing
 from deepnets.experiments.base import LOSS, Experiment, Metric, Published
 from deepnets.train.count import Count
 from deepnets.train.language_model import LanguageModel
@@ -77,7 +77,9 @@ class RNNLMConfig(StreamConfig):
     dropout: float = check(0.0, ge=0, lt=1)  # on non-recurrent connections (Zaremba et al. 2014)
     tie_weights: bool = False  # output weights = input embeddings
     softmax: Literal["full", "adaptive"] = "full"  # output layer over the vocabulary
-    cutoffs: tuple[int, ...] = (2000,)  # adaptive softmax: where the tail clusters start
+    cutoffs: tuple[int, ...] = check(
+        (2000,), items=Range(ge=1), min_len=1
+    )  # adaptive softmax: where the tail clusters start
     init_range: float = check(0.1, ge=0)  # every weight uniform in [-r, r] (0: PyTorch's defaults)
 
 
@@ -91,7 +93,9 @@ class NPLMConfig(StreamConfig):
     direct: bool = False  # direct connections from the features to the output
     dropout: float = check(0.0, ge=0, lt=1)  # on the features and the hidden layer
     softmax: Literal["full", "adaptive"] = "full"  # output layer over the vocabulary
-    cutoffs: tuple[int, ...] = (2000,)  # adaptive softmax: where the tail clusters start
+    cutoffs: tuple[int, ...] = check(
+        (2000,), items=Range(ge=1), min_len=1
+    )  # adaptive softmax: where the tail clusters start
 
 
 def _ptb_stream(config: TrainConfig) -> dict:

@@ -1,8 +1,8 @@
 """The pre-training experiments: `dbn-mnist` (a deep belief net, stacked RBMs) and `sdae-mnist`
 (stacked denoising autoencoders), each greedily pre-trained layer by layer without labels, then
 fine-tuned by backpropagation; their configs, the MNIST-pixels data glue and the sigmoid MLP they
-fine-tune. The layer step adapters live with their models (`deepnets.models.rbm.RBM_LAYERS`,
-`deepnets.models.sdae.DAE_LAYERS`).
+fine-tune. The layer kinds (what a layer is, its loss) live with their models
+(`deepnets.models.rbm.RBM_LAYERS`, `deepnets.models.sdae.DAE_LAYERS`); `Pretrain` trains them.
 """
 
 from __future__ import annotations
