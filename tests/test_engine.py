@@ -195,6 +195,7 @@ AMP_COMPILE_RUNS = [
     ("convnet-digits", ["epochs=1"], None),
     ("lstm-ptb", ["epochs=1", "train_subset=4000"], "ptb"),
     ("ctc-digits", ["epochs=1", "strings=32,8,8", "val_size=20"], "tones"),
+    ("dbn-mnist", ["epochs=1", "pretrain_epochs=1", "train_subset=1000"], "mnist"),
 ]
 
 
@@ -204,6 +205,8 @@ def test_amp_and_compile_are_accepted_by_every_task(tmp_path, experiment, overri
     env = {}
     if data == "ptb" and shared_data("ptb", ["ptb.train.txt"]) is None:
         pytest.skip("set DEEPNETS_DATA to a folder holding ptb/")
+    if data == "mnist" and shared_data() is None:
+        pytest.skip("set DEEPNETS_DATA to a folder holding mnist/")
     if data == "tones":
         env["DEEPNETS_DATA"] = str(tone_fsdd(tmp_path / "data"))
     sets = [arg for o in [*overrides, "amp=true", "compile=true"] for arg in ("--set", o)]
