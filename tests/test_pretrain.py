@@ -428,7 +428,7 @@ def test_few_label_table_pairs_pretrained_and_random_rows(tmp_path, monkeypatch)
     import importlib.util
 
     from deepnets.experiments.pretraining import DBN_MNIST
-    from deepnets.results import append_row, bench_row, published
+    from deepnets.results import append_row, bench_row
 
     spec = importlib.util.spec_from_file_location(
         "few_labels", Path(__file__).parents[1] / "benchmarks" / "few_labels.py"
@@ -450,6 +450,6 @@ def test_few_label_table_pairs_pretrained_and_random_rows(tmp_path, monkeypatch)
         "| 100 | 18.00 ± 2.00 (3) | 28.00 ± 2.00 (3) | +10.00 | 23.00 ± 2.00 (3) | +5.00 |" in text
     )
     assert "| 600 | not run | not run |  |" in text
-    assert published(DBN_MNIST, "labels-100").startswith("none (")
-    assert published(DBN_MNIST, "labels-100+pretrain=false").startswith("none (")
-    assert published(DBN_MNIST, "small+pretrain=false") == "1.25% error (Hinton et al. 2006)"
+    assert DBN_MNIST.published_text("labels-100").startswith("none (")
+    assert DBN_MNIST.published_text("labels-100+pretrain=false").startswith("none (")
+    assert DBN_MNIST.published_text("small+pretrain=false") == "1.25% error (Hinton et al. 2006)"

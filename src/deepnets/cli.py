@@ -7,7 +7,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -17,7 +16,9 @@ from deepnets import DeepnetsError
 
 def _say(text: str) -> None:
     """Print on the main process only (torchrun starts one process per rank)."""
-    if os.environ.get("RANK", "0") == "0":
+    from deepnets.train.distributed import is_main_process
+
+    if is_main_process():
         print(text)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import math
 import os
 import statistics
 from pathlib import Path
@@ -187,8 +186,7 @@ def tested(experiment: Experiment, row: dict) -> str:
     config = row_config(experiment, row["preset"])
     if config is None or not hasattr(config, "select"):
         return "fitted" if config is not None else "unknown"
-    has_val = getattr(config, "val_size", 1) > 0 or experiment.task.val_split == "valid"
-    return "best_val" if config.select == "best_val" and has_val else "last"
+    return "best_val" if config.select == "best_val" and config.val_size > 0 else "last"
 
 
 def ours(experiment: Experiment, row: dict) -> str:
@@ -196,16 +194,6 @@ def ours(experiment: Experiment, row: dict) -> str:
     if int(row["seeds"]) > 1:
         text += f" ± {experiment.metric.format_spread(float(row['std']))}"
     return text
-
-
-def published(experiment: Experiment, preset: str | None) -> str:
-    """The number a preset is compared with, formatted, with its source, labelled a target when
-    this project set it."""
-    number = experiment.published_for(preset)
-    if math.isnan(number.value):  # a preset with no paper number of its own
-        return f"none ({number.text})"
-    shown = experiment.metric.format(number.value)
-    return f"{shown} (target, {number.source})" if number.target else f"{shown} ({number.source})"
 
 
 def list_lines(show_all: bool = False, root: Path | None = None, width: int = 120) -> list[str]:
@@ -222,7 +210,7 @@ def list_lines(show_all: bool = False, root: Path | None = None, width: int = 12
             seeds, device = (row["seeds"], row["device"].split(":")[0]) if row else ("", "")
             line = (
                 f"{experiment.id:21}{preset[:12]:13}{mine:26}{seeds:>5}  {device:7}"
-                f"{published(experiment, preset)}"
+                f"{experiment.published_text(preset)}"
             )
             lines.append(line[: width - 1])
     return lines
@@ -241,12 +229,12 @@ def systems_table(root: Path | None = None) -> str:
             if row is None:
                 lines.append(
                     f"| {experiment.id} | {experiment.title} | {preset} | not yet run | "
-                    f"| {published(experiment, preset)} | | |"
+                    f"| {experiment.published_text(preset)} | | |"
                 )
                 continue
             lines.append(
                 f"| {experiment.id} | {experiment.title} | {preset} | {ours(experiment, row)} | "
-                f"{row['seeds']} | {published(experiment, preset)} | "
+                f"{row['seeds']} | {experiment.published_text(preset)} | "
                 f"{float(row['wall_seconds']):.0f} s/seed | {row['device']} |"
             )
     return "\n".join(lines)
@@ -265,7 +253,7 @@ def every_row_table(rows: list[dict]) -> list[str]:
         lines.append(
             f"| {row['experiment']} | {row['preset']} | {ours(experiment, row)} | {row['seeds']} "
             f"| {tested(experiment, row)} | {row['secondary'].replace(';', '; ')} | "
-            f"{published(experiment, row['preset'])} | {row['epochs']} | "
+            f"{experiment.published_text(row['preset'])} | {row['epochs']} | "
             f"{float(row['wall_seconds']):.0f} | {row['device']} | {row['torch']} | "
             f"{row['commit']} | {row['date']} |"
         )

@@ -17,7 +17,6 @@ a failed write leaves the previous file intact (write to a temporary file, fsync
 from __future__ import annotations
 
 import json
-import os
 import platform
 import subprocess
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from torch import nn
 
 from deepnets import DeepnetsError
 from deepnets.train import checkpoint as ckpt
+from deepnets.train.distributed import is_main_process
 
 
 class RunDirError(DeepnetsError):
@@ -84,7 +84,7 @@ class RunDir:
         never share one: on a clash the name gets a suffix (-2, -3, ...). Under torchrun only
         rank 0 creates it; the other ranks take the name as it is (pass --run-dir there)."""
         parent = Path(parent)
-        if os.environ.get("RANK", "0") != "0":
+        if not is_main_process():
             return cls(parent / name)
         with file_errors(parent, "create the run folder"):
             parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +103,7 @@ class RunDir:
         run = cls(path)
         if (run / cls.CONFIG).exists():
             raise RunDirError(f"{run.path} already holds a run; use --resume {run.path} instead")
-        if os.environ.get("RANK", "0") == "0":
+        if is_main_process():
             with file_errors(run.path, "create the run folder"):
                 run.path.mkdir(parents=True, exist_ok=True)
                 probe = run.path / ".write-test"

@@ -89,8 +89,16 @@ class Experiment:
         name = (preset or self.default_preset).split("+", 1)[0]
         return self.published_by_preset.get(name, self.published)
 
-    def published_label(self, preset: str | None = None) -> str:
-        return "target" if self.published_for(preset).target else "published"
+    def published_text(self, preset: str | None = None) -> str:
+        """The number a preset is compared with, in the primary metric's format, with its
+        source; labelled a target when this project set it."""
+        number = self.published_for(preset)
+        if math.isnan(number.value):  # a preset with no paper number of its own
+            return f"none ({number.text})"
+        shown = self.metric.format(number.value)
+        return (
+            f"{shown} (target, {number.source})" if number.target else f"{shown} ({number.source})"
+        )
 
     @property
     def config_cls(self) -> type:

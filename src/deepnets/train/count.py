@@ -16,8 +16,6 @@ from deepnets.train.engine import Log, print_line
 
 
 class Count:
-    resumable = False
-
     def fit(self, experiment, config) -> tuple[object, dict, float]:
         """Fit the model on the training split; return (model, splits, seconds)."""
         splits = experiment.load_data(config)
@@ -49,7 +47,10 @@ class Count:
         test = {"perplexity": scores["test"]}
         summary = summary_record(experiment, preset, config, test, state, "cpu", "test")
         run.write_summary(summary)
-        log(f"valid perplexity {scores['valid']:.2f}  test perplexity {scores['test']:.2f}")
+        log(
+            f"valid perplexity {scores['valid']:.2f}  test perplexity {scores['test']:.2f}  "
+            f"vs {experiment.published_text(preset)}"
+        )
         return summary
 
     def evaluate_run(self, run: RunDir, device: str = "auto", split: str = "test") -> dict:

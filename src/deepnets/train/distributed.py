@@ -38,11 +38,25 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     raise DeepnetsError(f"unknown device {name!r}; use auto, cpu or cuda")
 
 
+def launch() -> tuple[int, int, int]:
+    """(rank, world size, local rank) as torchrun sets them; (0, 1, 0) for a plain process."""
+    env = os.environ
+    return (
+        int(env.get("RANK", "0")),
+        int(env.get("WORLD_SIZE", "1")),
+        int(env.get("LOCAL_RANK", "0")),
+    )
+
+
+def is_main_process() -> bool:
+    """Whether this process writes files and prints (rank 0, or no torchrun at all)."""
+    return launch()[0] == 0
+
+
 def setup(device_name: str) -> Context:
     """Start the process group when launched by torchrun; return this process's context."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    device = resolve_device(device_name, int(os.environ.get("LOCAL_RANK", "0")))
+    rank, world_size, local_rank = launch()
+    device = resolve_device(device_name, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)

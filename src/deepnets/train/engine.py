@@ -308,15 +308,8 @@ def _train(task, experiment, config, run, preset, resume, progress, log, ctx) ->
     summary = summary_record(experiment, preset, config, scores, state, device, split)
     summary["stopped_at_target"] = stopped
     run.write_summary(summary)
-    published = experiment.published_for(preset)
-    note = (
-        f"(no published number: {published.text})"
-        if math.isnan(published.value)
-        else f"({experiment.published_label(preset)} {published.value:.4g}: {published.text}, "
-        f"{published.source})"
-    )
     shown = "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
-    log(f"{split} {shown}  {note}")
+    log(f"{split} {shown}  vs {experiment.published_text(preset)}")
     return summary
 
 

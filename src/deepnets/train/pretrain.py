@@ -54,7 +54,7 @@ from deepnets.run import RunDir, file_errors
 from deepnets.train import checkpoint as ckpt
 from deepnets.train import engine
 from deepnets.train.classify import Classify
-from deepnets.train.distributed import resolve_device
+from deepnets.train.distributed import is_main_process, launch, resolve_device
 from deepnets.train.engine import Log, print_line
 from deepnets.train.task import GradientTask, index_batches
 
@@ -77,10 +77,6 @@ def stack_key(experiment, config) -> str:
 
 def stack_folder(experiment, config, run_dir: Path) -> Path:
     return Path(run_dir).parent / "pretrained" / f"{experiment.id}-{stack_key(experiment, config)}"
-
-
-def _is_main() -> bool:
-    return os.environ.get("RANK", "0") == "0"
 
 
 # --- one layer ---------------------------------------------------------------------------------
@@ -257,7 +253,7 @@ def pretrain_stack(
     kind, folder = experiment.task.layers, Path(folder)
     with file_errors(folder, "create the stack folder"):
         folder.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device, int(os.environ.get("LOCAL_RANK", "0")))
+    device = resolve_device(config.device, launch()[2])
     x = images.flatten(1).to(device)  # (N, C*H*W): the first layer's data
     sizes = (x.shape[1], *config.hidden)
     done = [folder / f"layer{k + 1}.safetensors" for k in range(len(config.hidden))]
@@ -271,7 +267,7 @@ def pretrain_stack(
             log(f"pretrain layer {k + 1} ({sizes[k]}-{sizes[k + 1]}): loaded from {path}")
         else:
             layer = train_layer(experiment, config, k, x, folder, log, progress)
-            if _is_main():
+            if is_main_process():
                 with file_errors(path, "write"):
                     ckpt.save_weights(path, layer, {"layer": str(k + 1)})
                 _gather_metrics(folder, len(done))
@@ -362,14 +358,8 @@ class Pretrain(Classify):
         log: Log = print_line,
     ) -> dict | None:
         """Pre-train the stack (or find it), then fine-tune on the engine; the summary."""
-        if _is_main():
-            with file_errors(run.path, "create the run folder"):
-                run.path.mkdir(parents=True, exist_ok=True)
-            if not resume:  # so that a run stopped during pre-training resumes by its folder
-                device = resolve_device(config.device)
-                run.write_config(
-                    experiment, preset, config, device, int(os.environ.get("WORLD_SIZE", "1"))
-                )
+        if is_main_process() and not resume:  # a run stopped in pre-training resumes by its folder
+            run.write_config(experiment, preset, config, resolve_device(config.device), launch()[1])
         torch.manual_seed(config.seed)
         splits = experiment.load_data(config)
         finetune = Classify()
@@ -379,7 +369,7 @@ class Pretrain(Classify):
             stack = pretrain_stack(
                 experiment, config, splits["unlabelled"][0], folder, log, progress
             )
-            if _is_main():
+            if is_main_process():
                 _link_stack(folder, run / STACK, len(stack))
             finetune = FineTune(self.layers, stack)
         loaded = dataclasses.replace(experiment, load_data=lambda c: splits)

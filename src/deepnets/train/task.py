@@ -1,7 +1,7 @@
 """What an experiment's `task` is: the object that trains and evaluates it.
 
-Every task has `train(experiment, config, run, ...)` and `evaluate(run, device, split)`; the CLI,
-`bench` and the web page call only these, never branching on which task it is.
+Every task has `train(experiment, config, run, ...)` and `evaluate_run(run, device, split)`;
+the CLI and `bench` call only these, never branching on which task it is.
 
 `GradientTask` is the base of every task trained by the gradient engine (deepnets.train.engine):
 a subclass says what its data are (`load`), how a model is made (`build`), what a batch is
@@ -37,7 +37,6 @@ class GradientTask:
     """The engine's side of a task; subclasses fill in the data, batch, loss and scores."""
 
     val_split: str | None = "val"  # the split validation scores (None: none)
-    resumable = True
 
     # --- the protocol ----------------------------------------------------------------------
 
