@@ -50,3 +50,30 @@ def test_every_experiment_has_tiny_and_small_presets_of_one_type():
 def test_unknown_experiment_suggests_close_names():
     with pytest.raises(DeepnetsError, match="Did you mean lenet5-mnist"):
         get_experiment("lenet-mnist")
+
+
+def test_classifier_fields_live_on_classifier_configs_only():
+    """No config carries a field its task ignores: label smoothing, the held-out validation
+    split and channels-last belong to the classifiers (CTC holds out recordings too)."""
+    with_fields = {
+        e.id: {
+            f
+            for f in ("val_size", "label_smoothing", "channels_last")
+            if hasattr(e.preset(None), f)
+        }
+        for e in EXPERIMENTS.values()
+    }
+    assert with_fields["lstm-ptb"] == set() and with_fields["kn5-ptb"] == set()
+    assert with_fields["ctc-digits"] == {"val_size"}
+    assert with_fields["tdnn-fsdd"] == with_fields["dbn-mnist"] == {"val_size", "label_smoothing"}
+    assert with_fields["convnet-cifar10"] == {"val_size", "label_smoothing", "channels_last"}
+
+
+def test_a_saved_config_from_before_the_classifier_fields_moved_still_loads():
+    experiment = get_experiment("lstm-ptb")
+    saved = config_to_dict(experiment.preset("small"))
+    older = {**saved, "label_smoothing": 0.0, "val_size": 5000, "channels_last": False}
+    del older["stop_at"], older["momentum_warmup"]  # and from before these were added
+    assert config_from_dict(type(experiment.preset("small")), older) == experiment.preset("small")
+    with pytest.raises(DeepnetsError, match="unknown config key 'bptt_len'"):
+        config_from_dict(type(experiment.preset("small")), {**saved, "bptt_len": 35})

@@ -11,7 +11,15 @@ from deepnets.data.store import read_text_file
 from deepnets.data.tinyshakespeare import CharVocabulary, load_tinyshakespeare_ids
 from deepnets.models.rnn_lm import RNNLM, ElmanLayer, LSTMLayer, detach_state
 
-torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These small float64 comparisons run on one thread; the rest of the suite keeps its own
+    setting (a module-level torch.set_num_threads would change every test collected after it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _pair(cell, n_layers=2, dtype=torch.float64, **kw):

@@ -317,8 +317,6 @@ class TrainConfig(Config):
     decay_start: int = check(0, ge=0)  # epochs before the first decay (step; 0: step_every)
     clip_grad_norm: float = check(0.0, ge=0)  # clip the global gradient norm to this (0: off)
     momentum_warmup: int = check(0, ge=0)  # epochs at momentum 0.5 before `momentum` (SGD)
-    label_smoothing: float = check(0.0, ge=0, lt=1)  # cross-entropy label smoothing
-    val_size: int = check(5000, ge=0)  # examples held out of the training split for selection
     select: Literal["best_val", "last"] = "best_val"  # test the best-on-validation or last weights
     train_subset: int = check(0, ge=0)  # use only the first N training examples (0: all)
     eval_batch_size: int = check(1000, ge=1)  # minibatch size for evaluation
@@ -329,7 +327,22 @@ class TrainConfig(Config):
     device: Device = "auto"  # auto, cpu or cuda (whether cuda exists: check_device_exists)
     amp: bool = False  # mixed precision (bfloat16 autocast)
     compile: bool = False  # torch.compile the model
-    channels_last: bool = False  # channels-last memory format for image models
+
+
+@dataclass(frozen=True)
+class ClassifierConfig(TrainConfig):
+    """What classification (deepnets.train.classify) adds: a validation split held out of the
+    training examples, and label smoothing."""
+
+    val_size: int = check(5000, ge=0)  # examples held out of the training split for selection
+    label_smoothing: float = check(0.0, ge=0, lt=1)  # cross-entropy label smoothing
+
+
+@dataclass(frozen=True)
+class ImageClassifierConfig(ClassifierConfig):
+    """Classification of images (B, C, H, W)."""
+
+    channels_last: bool = False  # channels-last memory format for the model and its inputs
 
 
 def check_device_exists(config: Any) -> None:
@@ -433,10 +446,13 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-# The one migration: fields added to every config after run folders were first written. A saved
+# The migrations: fields added to every config after run folders were first written. A saved
 # config without them gets these values, which are what the older runs did; any other missing
 # key is an error.
 ADDED_FIELDS: dict[str, Any] = {"momentum_warmup": 0, "evals_per_epoch": 1, "stop_at": 0.0}
+# ... and fields every config once carried that only classifiers use; a saved config of another
+# experiment may hold them (with no effect on its run) and they are dropped when it is loaded.
+DROPPED_FIELDS = ("val_size", "label_smoothing", "channels_last")
 
 
 def config_from_dict(cls: type[Config], values: dict[str, Any]) -> Config:
@@ -445,6 +461,7 @@ def config_from_dict(cls: type[Config], values: dict[str, Any]) -> Config:
     if not isinstance(values, dict):
         raise ConfigError(f"a saved {cls.__name__} must be a JSON object, not {values!r}")
     kinds = {f.name: f.kind for f in fields_of(cls)}
+    values = {k: v for k, v in values.items() if k in kinds or k not in DROPPED_FIELDS}
     unknown = [k for k in values if k not in kinds]
     if unknown:
         raise ConfigError(

@@ -186,7 +186,8 @@ def tested(experiment: Experiment, row: dict) -> str:
     config = row_config(experiment, row["preset"])
     if config is None or not hasattr(config, "select"):
         return "fitted" if config is not None else "unknown"
-    return "best_val" if config.select == "best_val" and config.val_size > 0 else "last"
+    has_val = getattr(config, "val_size", 1) > 0  # language models: their validation stream
+    return "best_val" if config.select == "best_val" and has_val else "last"
 
 
 def ours(experiment: Experiment, row: dict) -> str:

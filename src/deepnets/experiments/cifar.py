@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from deepnets.config import Range, TrainConfig, check
+from deepnets.config import ImageClassifierConfig, Range, check
 from deepnets.data.augment import random_cutout, random_flip, random_translate
 from deepnets.data.batching import take_train_subset
 from deepnets.data.cifar10 import CLASSES as CIFAR10_CLASSES
@@ -21,7 +21,7 @@ from deepnets.train.classify import Classify
 
 
 @dataclass(frozen=True)
-class CifarConvNetConfig(TrainConfig):
+class CifarConvNetConfig(ImageClassifierConfig):
     data_source: Literal["auto", "canonical", "jpeg"] = "auto"  # see deepnets.data.cifar10
     style: Literal["airbench", "resnet9"] = "airbench"  # what follows each block's pooling
     widths: tuple[int, int, int, int] = check(

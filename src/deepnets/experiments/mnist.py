@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from deepnets.config import Range, TrainConfig, check
+from deepnets.config import ClassifierConfig, ImageClassifierConfig, Range, TrainConfig, check
 from deepnets.data import mnist
 from deepnets.data.augment import elastic_distort, random_translate
 from deepnets.data.batching import take_train_subset
@@ -22,7 +22,7 @@ from deepnets.train.classify import Classify
 
 
 @dataclass(frozen=True)
-class MLPMnistConfig(TrainConfig):
+class MLPMnistConfig(ClassifierConfig):
     hidden: tuple[int, ...] = check((800, 800), items=Range(ge=1))  # hidden layer sizes
     activation: Literal["relu", "tanh", "logistic"] = "relu"  # hidden (and squared-error) units
     loss: Literal["cross_entropy", "squared_error"] = "cross_entropy"  # output loss
@@ -108,7 +108,7 @@ MLP_MNIST = Experiment(
 
 
 @dataclass(frozen=True)
-class LeNet5Config(TrainConfig):
+class LeNet5Config(ImageClassifierConfig):
     variant: Literal["modern", "classic"] = "modern"  # ReLU + max-pool, or scaled tanh + subsample
     channels: tuple[int, int] = check((6, 16), items=Range(ge=1))  # feature maps of C1 and C3
     kernel_size: int = check(5, ge=1)  # convolution kernel side

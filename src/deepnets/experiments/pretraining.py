@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 
 from torch import nn
 
-from deepnets.config import Range, TrainConfig, check
+from deepnets.config import ClassifierConfig, Range, check
 from deepnets.data.mnist import balanced_subset
 from deepnets.experiments.base import Experiment, Published, Splits
 from deepnets.experiments.mnist import mnist_splits
@@ -26,7 +26,7 @@ from deepnets.train.pretrain import Pretrain
 
 
 @dataclass(frozen=True)
-class PretrainConfig(TrainConfig):
+class PretrainConfig(ClassifierConfig):
     """A sigmoid MLP whose hidden layers are first pre-trained one at a time without labels."""
 
     PRETRAIN_FIELDS: ClassVar[tuple[str, ...]] = ("hidden", "val_size", "train_subset")

@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from deepnets.config import Range, TrainConfig, check
+from deepnets.config import ClassifierConfig, Range, TrainConfig, check
 from deepnets.data.augment import random_time_shift
 from deepnets.data.batching import take_train_subset
 from deepnets.experiments.base import LOSS, Experiment, Metric, Published, Splits
@@ -22,7 +22,7 @@ from deepnets.train.ctc import CTC
 
 
 @dataclass(frozen=True)
-class TDNNConfig(TrainConfig):
+class TDNNConfig(ClassifierConfig):
     RULES = (
         (
             ("channels", "kernel_sizes"),
@@ -123,7 +123,7 @@ class CTCConfig(TrainConfig):
     n_layers: int = check(2, ge=1)  # bidirectional LSTM layers
     dropout: float = check(0.2, ge=0, lt=1)  # between LSTM layers and before the output
     beam_width: int = check(8, ge=0)  # prefix beam search on the test strings (0 or 1: greedy only)
-    val_size: int = 300  # training recordings held out to make the validation strings
+    val_size: int = check(300, ge=0)  # training recordings held out to make the validation strings
     optimizer: Literal["sgd", "adam"] = "adam"
     lr: float = 2e-3
     weight_decay: float = 0.0

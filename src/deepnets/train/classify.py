@@ -23,8 +23,15 @@ def batch_loss(model: nn.Module, logits: torch.Tensor, y: torch.Tensor, config) 
     return F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
 
 
-def _channels_last(x: torch.Tensor, config) -> torch.Tensor:
-    if config.channels_last and x.ndim == 4:
+def _channels_last(config) -> bool:
+    """Whether an image classifier's config asks for channels-last memory format
+    (`ImageClassifierConfig.channels_last`; other configs have no such field)."""
+    return getattr(config, "channels_last", False)
+
+
+def _images(x: torch.Tensor, config) -> torch.Tensor:
+    """Images (B, C, H, W) in the memory format the model has."""
+    if _channels_last(config) and x.ndim == 4:
         return x.contiguous(memory_format=torch.channels_last)
     return x
 
@@ -39,6 +46,10 @@ class Classify(GradientTask):
             x, y = splits["train"]
             splits = {**splits, "train": (x.to(device), y.to(device))}
         return splits
+
+    def build(self, experiment, config, data):
+        model = super().build(experiment, config, data)
+        return model.to(memory_format=torch.channels_last) if _channels_last(config) else model
 
     def split_size(self, data, split: str) -> int:
         return len(data[split][1]) if split in data else 0
@@ -57,7 +68,7 @@ class Classify(GradientTask):
 
     def loss(self, step, batch, carry):
         x, y = (t.to(step.device, non_blocking=True) for t in batch)
-        logits = step.net(_channels_last(x, step.config))
+        logits = step.net(_images(x, step.config))
         return batch_loss(step.model, logits.float(), y, step.config), None
 
     @torch.no_grad()
@@ -70,7 +81,7 @@ class Classify(GradientTask):
             x = x_all[start : start + config.eval_batch_size].to(device)
             y = y_all[start : start + config.eval_batch_size].to(device)
             with autocast(config, device):
-                logits = model(_channels_last(x, config))
+                logits = model(_images(x, config))
             loss_sum += float(batch_loss(model, logits.float(), y, config)) * len(y)
             correct += int((logits.argmax(1) == y).sum())
         n = max(1, len(y_all))

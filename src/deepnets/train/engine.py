@@ -173,8 +173,6 @@ def _train(task, experiment, config, run, preset, resume, progress, log, ctx) ->
         )
     total_steps = steps_per_epoch * config.epochs
     model = task.build(experiment, config, data).to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
     if restored is not None:
         model_state, optimizer_state, state = restored

@@ -123,7 +123,6 @@ def stage_config(config, index: int):
         seed=1000 * config.pretrain_seed + index,  # data order and draws: (pretrain_seed, layer)
         amp=False,
         compile=False,
-        channels_last=False,
     )
 
 
