@@ -170,9 +170,12 @@ LENET5_MNIST = Experiment(
             log_every=10,
         ),
         "small": LeNet5Config(epochs=8, batch_size=128, lr=0.05, warmup=0.1, max_shift=1),
-        # The speed benchmark's preset: shortest schedule that reaches 99.0%, on all 60,000
-        # training images like the reference it is timed against (no validation split).
-        "fast": LeNet5Config(epochs=4, batch_size=128, lr=0.05, warmup=0.1, val_size=0),
+        # The speed benchmark's preset: shortest schedule that reaches 99.0% on every seed, on
+        # all 60,000 training images like the reference it is timed against (no validation
+        # split). Without shifts, 4 epochs gave 98.94% on seed 0; with 1-pixel shifts 3 do.
+        "fast": LeNet5Config(
+            epochs=3, batch_size=128, lr=0.05, warmup=0.1, max_shift=1, val_size=0
+        ),
         "paper": LeNet5Config(variant="classic", epochs=20, batch_size=32, lr=0.02),
         # Simard et al. 2003's elastic distortions (alpha 34, sigma 4) on top of small random
         # rotations, scalings and shears, on a widened LeNet-5 without dropout (the distortions
@@ -204,8 +207,9 @@ LENET5_MNIST = Experiment(
     notes=(
         "`small` trains the ReLU/max-pool variant for 8 epochs with random translations of up to "
         "1 pixel, a mild distortion: the paper's 0.95% is without distortions, 0.8% with them.",
-        "`fast` (4 epochs on all 60,000 training images) is the preset timed in "
-        "benchmarks/lenet5_vs_reference.py.",
+        "`fast` (3 epochs on all 60,000 training images, random shifts of up to 1 pixel) is the "
+        "preset timed in benchmarks/lenet5_vs_reference.py. Rows before it changed are "
+        "4 epochs without shifts.",
         "`distorted` trains for 24 epochs on all 60,000 images (the last weights are tested), "
         "each batch elastically distorted (Simard et al. 2003: alpha 34, sigma 4) after a random "
         "rotation "
