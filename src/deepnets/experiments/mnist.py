@@ -208,8 +208,8 @@ LENET5_MNIST = Experiment(
         "`small` trains the ReLU/max-pool variant for 8 epochs with random translations of up to "
         "1 pixel, a mild distortion: the paper's 0.95% is without distortions, 0.8% with them.",
         "`fast` (3 epochs on all 60,000 training images, random shifts of up to 1 pixel) is the "
-        "preset timed in benchmarks/lenet5_vs_reference.py. Rows before it changed are "
-        "4 epochs without shifts.",
+        "preset timed in benchmarks/lenet5_vs_reference.py; the row `fast+epochs=4,max_shift=0` "
+        "is the recipe before it.",
         "`distorted` trains for 24 epochs on all 60,000 images (the last weights are tested), "
         "each batch elastically distorted (Simard et al. 2003: alpha 34, sigma 4) after a random "
         "rotation "
