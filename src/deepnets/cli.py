@@ -83,11 +83,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from deepnets.run import RunDir
+    from deepnets.train import evaluate_run
 
-    run = RunDir.open(args.run_dir)
-    experiment, _, _ = run.read_config()
-    metrics = experiment.task.evaluate_run(run, args.device or "auto", args.split)
+    metrics = evaluate_run(args.run_dir, args.device or "auto", args.split)
     shown = (f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4f}" for k, v in metrics.items())
     print(f"{args.split} " + "  ".join(shown))
     return 0

@@ -156,9 +156,9 @@ def is_headline(experiment: Experiment, row: dict, preset: str) -> bool:
     values or set flags that do not change the recipe (amp, channels_last, device, ...)."""
     if row["preset"].split("+", 1)[0] != preset:
         return False
-    current = row_config(experiment, preset)
+    current = experiment.preset(preset)
     changed = row_config(experiment, row["preset"])
-    if current is None or changed is None:
+    if changed is None:
         return False
     return all(
         getattr(current, f) == getattr(changed, f) or f in RUN_FLAGS
@@ -198,9 +198,11 @@ def ours(experiment: Experiment, row: dict) -> str:
 
 
 def list_lines(show_all: bool = False, root: Path | None = None, width: int = 120) -> list[str]:
-    """`deepnets list`: one line per headline preset (every row with `show_all`)."""
+    """`deepnets list`: one line per headline preset, beside the published number; with
+    `show_all` one line per results row, its whole preset label (overrides too) last."""
     rows = read_rows(root)
-    lines = [f"{'id':21}{'preset':13}{'ours':26}{'seeds':>5}  {'device':7}published"]
+    last = "preset label" if show_all else "published"
+    lines = [f"{'id':21}{'preset':13}{'ours':26}{'seeds':>5}  {'device':7}{last}"]
     for experiment in ALL_EXPERIMENTS:
         if show_all:
             pairs = [(r["preset"], r) for r in rows if r["experiment"] == experiment.id]
@@ -210,8 +212,8 @@ def list_lines(show_all: bool = False, root: Path | None = None, width: int = 12
             mine = ours(experiment, row) if row else "not yet run"
             seeds, device = (row["seeds"], row["device"].split(":")[0]) if row else ("", "")
             line = (
-                f"{experiment.id:21}{preset[:12]:13}{mine:26}{seeds:>5}  {device:7}"
-                f"{experiment.published_text(preset)}"
+                f"{experiment.id:21}{preset.split('+')[0][:12]:13}{mine:26}{seeds:>5}  {device:7}"
+                f"{preset if show_all else experiment.published_text(preset)}"
             )
             lines.append(line[: width - 1])
     return lines
