@@ -98,3 +98,66 @@ def tone_fsdd(
     if sums:
         (root / "fsdd" / "SHA256SUMS").write_text("".join(lines))
     return root
+
+
+# --- the web page's tests: one runs folder of small trained runs, shared by the session -------
+
+SERVED_RUNS = (  # (experiment, preset, overrides): a few seconds each on 2 cores
+    ("lenet5-mnist", "fast", ("epochs=1",)),  # about 98.5%: a drawn 7 is read as 7
+    ("lstm-ptb", "tiny", ()),
+    ("tdnn-fsdd", "tiny", ("epochs=1",)),
+    ("convnet-digits", "tiny", ()),
+    ("convnet-digits", "tiny", ("seed=1",)),
+)
+
+
+@pytest.fixture(scope="session")
+def served_runs(tmp_path_factory) -> Path:
+    """A runs folder holding a finished run of each of SERVED_RUNS (those whose data are here)."""
+    from deepnets.config import apply_overrides
+    from deepnets.experiments import get_experiment
+    from deepnets.run import RunDir
+
+    root = tmp_path_factory.mktemp("served-runs")
+    have = {
+        "lenet5-mnist": shared_data() is not None,
+        "lstm-ptb": shared_data("ptb", ["ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"]),
+        "tdnn-fsdd": shared_data("fsdd", ["SHA256SUMS", "recordings/7_jackson_32.wav"]),
+        "convnet-digits": True,
+    }
+    for experiment_id, preset, overrides in SERVED_RUNS:
+        if not have[experiment_id]:
+            continue
+        experiment = get_experiment(experiment_id)
+        config = apply_overrides(experiment.preset(preset), list(overrides))
+        run = RunDir.create(root / experiment_id / f"20261127-000000-{preset}-s{config.seed}")
+        experiment.task.train(experiment, config, run, preset=preset, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def live_server(served_runs, tmp_path_factory):
+    """`deepnets serve` on 127.0.0.1 and a free port, in a thread: its base URL."""
+    import socket
+    import threading
+    import time
+
+    pytest.importorskip("uvicorn")
+    import uvicorn
+
+    from deepnets.serve.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(served_runs, figures=tmp_path_factory.mktemp("live-figures"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the test server did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

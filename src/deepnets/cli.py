@@ -146,6 +146,46 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from deepnets.serve.app import serve
+        from deepnets.serve.catalog import RunCatalog
+        from deepnets.serve.results_view import export_static
+    except ImportError as err:
+        raise DeepnetsError(
+            f"serve needs the serve extra ({err.name} is missing): pip install 'deepnets[serve]'"
+        ) from None
+    if args.export:
+        index = export_static(RunCatalog(args.runs), Path(args.export), figures=not args.no_figures)
+        print(f"wrote {index}: open it in a browser, no server needed")
+        return 0
+    if not 0 < args.port < 65536:
+        raise DeepnetsError(f"--port must be in 1-65535, got {args.port}")
+    if not Path(args.runs).is_dir():
+        print(f"note: {args.runs} does not exist yet; the page shows the results table only")
+    serve(Path(args.runs), args.host, args.port)
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    from deepnets.train.memn2n import answer, format_answer, load_trained
+
+    if (args.story is None) == (args.story_file is None):
+        raise DeepnetsError("answer needs a story: --story TEXT or --story-file FILE")
+    if args.story_file is not None:
+        try:
+            text = Path(args.story_file).read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise DeepnetsError(f"cannot read {args.story_file}: {err}") from None
+        story = text.splitlines()
+    else:
+        story = args.story.replace("\n", ".").split(".")
+    config, data, model = load_trained(args.run_dir, args.device or "auto")
+    result = answer(config, data["vocab"], model, story, args.question)
+    print(json.dumps(result) if args.json else format_answer(result))
+    return 0
+
+
 def _finished_runs(experiment, preset: str | None, run_dirs: list[str]) -> tuple[str, list[dict]]:
     """The summaries of finished runs of one config (seeds apart), and the row's preset label:
     the preset (by default the one the runs recorded), plus `+key=value` for every field where
@@ -269,6 +309,23 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--device", choices=["auto", "cpu", "cuda"])
 
+    web = sub.add_parser("serve", help="a local web page: every result, and try every trained run")
+    web.add_argument("--runs", default="runs", help="the runs folder to serve (default runs)")
+    web.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    web.add_argument("--port", type=int, default=8000)
+    web.add_argument("--export", metavar="DIR", help="write the results part as static files")
+    web.add_argument("--no-figures", action="store_true", help="with --export: skip figures")
+
+    ans = sub.add_parser(
+        "answer", help="a memory network answers a question about a story, with its attention"
+    )
+    ans.add_argument("run_dir")
+    ans.add_argument("--story", help='sentences ending in "." ("Mary went to the kitchen. ...")')
+    ans.add_argument("--story-file", metavar="FILE", help="one sentence a line")
+    ans.add_argument("--question", required=True, help='ends in "?" ("Where is Mary?")')
+    ans.add_argument("--json", action="store_true", help="print the answer and attention as JSON")
+    ans.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
     bench = sub.add_parser("bench", help="run seeds, append a results row, regenerate RESULTS.md")
     bench.add_argument("experiment")
     training_options(bench)
@@ -290,7 +347,9 @@ COMMANDS = {
     "demo": cmd_demo,
     "figure": cmd_figure,
     "sample": cmd_sample,
+    "answer": cmd_answer,
     "bench": cmd_bench,
+    "serve": cmd_serve,
 }
 
 

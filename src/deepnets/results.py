@@ -219,27 +219,63 @@ def list_lines(show_all: bool = False, root: Path | None = None, width: int = 12
     return lines
 
 
+def reproduce_command(row: dict) -> str:
+    """The command that regenerates a results row."""
+    preset, _, overrides = row["preset"].partition("+")
+    sets = "".join(f" --set {item}" for item in overrides.split(",") if item)
+    return f"deepnets bench {row['experiment']} --preset {preset} --seeds {row['seeds']}{sets}"
+
+
+def systems_records(root: Path | None = None) -> list[dict]:
+    """One record per headline preset of every experiment, in table order: the experiment, the
+    published number, ours (or None when not yet run), seeds, device, time and the command."""
+    rows = read_rows(root)
+    records = []
+    for experiment in ALL_EXPERIMENTS:
+        for preset, row in headline_rows(experiment, rows):
+            record = {
+                "id": experiment.id,
+                "title": experiment.title,
+                "preset": preset,
+                "published": experiment.published_text(preset),
+                "ours": None,
+                "seeds": None,
+                "device": None,
+                "seconds_per_seed": None,
+                "commit": None,
+                "command": f"deepnets bench {experiment.id} --preset {preset} --seeds 3",
+            }
+            if row is not None:
+                record.update(
+                    ours=ours(experiment, row),
+                    seeds=int(row["seeds"]),
+                    device=row["device"],
+                    seconds_per_seed=round(float(row["wall_seconds"])),
+                    commit=row["commit"],
+                    command=reproduce_command(row),
+                )
+            records.append(record)
+    return records
+
+
 def systems_table(root: Path | None = None) -> str:
     """The README's table: one line per headline preset."""
-    rows = read_rows(root)
     lines = [
         "| id | system | preset | ours (mean ± std over seeds) | seeds | published | "
         "train time | device |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for experiment in ALL_EXPERIMENTS:
-        for preset, row in headline_rows(experiment, rows):
-            if row is None:
-                lines.append(
-                    f"| {experiment.id} | {experiment.title} | {preset} | not yet run | "
-                    f"| {experiment.published_text(preset)} | | |"
-                )
-                continue
+    for r in systems_records(root):
+        if r["ours"] is None:
             lines.append(
-                f"| {experiment.id} | {experiment.title} | {preset} | {ours(experiment, row)} | "
-                f"{row['seeds']} | {experiment.published_text(preset)} | "
-                f"{float(row['wall_seconds']):.0f} s/seed | {row['device']} |"
+                f"| {r['id']} | {r['title']} | {r['preset']} | not yet run | "
+                f"| {r['published']} | | |"
             )
+            continue
+        lines.append(
+            f"| {r['id']} | {r['title']} | {r['preset']} | {r['ours']} | {r['seeds']} | "
+            f"{r['published']} | {r['seconds_per_seed']} s/seed | {r['device']} |"
+        )
     return "\n".join(lines)
 
 

@@ -58,11 +58,12 @@ def _missing(folder: Path, what: str) -> DeepnetsError:
     )
 
 
-def read_wav(path: Path) -> np.ndarray:
-    """A mono 16-bit 8 kHz WAV as float32 samples in [-1, 1]; anything else is an error naming
-    the file (not a WAV, a truncated data chunk, another format)."""
+def read_wav(path) -> np.ndarray:
+    """A mono 16-bit 8 kHz WAV (a path or a file object) as float32 samples in [-1, 1];
+    anything else is an error naming the file (not a WAV, a truncated data chunk, another
+    format)."""
     try:
-        with wave.open(str(path), "rb") as handle:
+        with wave.open(str(path) if isinstance(path, (str, Path)) else path, "rb") as handle:
             channels, width = handle.getnchannels(), handle.getsampwidth()
             rate, frames = handle.getframerate(), handle.getnframes()
             raw = handle.readframes(frames)
@@ -189,6 +190,20 @@ def log_mel(
     return np.log(energies + floor).astype(np.float32)
 
 
+def band_statistics(features: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and standard deviation (+1e-5) over every frame of `features` [(T, F)]."""
+    stacked = np.concatenate(features)  # (sum T, F)
+    return stacked.mean(0), stacked.std(0) + 1e-5
+
+
+def training_statistics(
+    val_size: int = 300, n_mels: int = 40, folder: Path | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The per-band statistics `load_fsdd_digits(normalise="global")` standardises with."""
+    splits = split_recordings(load_recordings(folder), val_size)
+    return band_statistics([log_mel(r.audio, n_mels) for r in splits["train"]])
+
+
 def fix_length(features: np.ndarray, frames: int, pad_value: float) -> np.ndarray:
     """Centre `features` (T, F) in exactly `frames` frames: crop the middle or pad both ends."""
     t = len(features)
@@ -220,8 +235,7 @@ def load_fsdd_digits(
     splits = split_recordings(load_recordings(folder), val_size)
     feats = {k: [log_mel(r.audio, n_mels) for r in v] for k, v in splits.items()}
     if normalise == "global":
-        stacked = np.concatenate(feats["train"])  # every training frame, (sum T, n_mels)
-        mean, std = stacked.mean(0), stacked.std(0) + 1e-5
+        mean, std = band_statistics(feats["train"])
         norm = {k: [(f - mean) / std for f in v] for k, v in feats.items()}
     elif normalise == "utterance":
         norm = {k: [(f - f.mean(0)) / (f.std(0) + 1e-5) for f in v] for k, v in feats.items()}
@@ -241,10 +255,13 @@ def load_fsdd_digits(
 
 @dataclass(frozen=True)
 class DigitStrings:
-    """Variable-length utterances: features[i] (T_i, n_mels) and digits[i] (L_i,)."""
+    """Variable-length utterances: features[i] (T_i, n_mels) and digits[i] (L_i,), with the
+    per-band training statistics the features were standardised with."""
 
     features: list[torch.Tensor]
     digits: list[torch.Tensor]
+    mean: np.ndarray | None = None  # (n_mels,)
+    std: np.ndarray | None = None  # (n_mels,)
 
     def __len__(self) -> int:
         return len(self.digits)
@@ -320,11 +337,10 @@ def _digit_strings(counts, seed, val_size, n_mels, lengths, gap_ms, gain_db, fol
         strings = join_recordings(pools[split], count, rng, lengths, gap_ms, gain_db)
         feats[split] = [log_mel(audio, n_mels) for audio, _ in strings]
         labels[split] = [torch.tensor(digits, dtype=torch.long) for _, digits in strings]
-    stacked = np.concatenate(feats["train"])  # every training frame, (sum T, n_mels)
-    mean, std = stacked.mean(0), stacked.std(0) + 1e-5
+    mean, std = band_statistics(feats["train"])
     return {
         split: DigitStrings(
-            [torch.from_numpy((f - mean) / std) for f in feats[split]], labels[split]
+            [torch.from_numpy((f - mean) / std) for f in feats[split]], labels[split], mean, std
         )
         for split in feats
     }

@@ -110,13 +110,10 @@ def load_mnist(val_size: int = 5000) -> dict[str, tuple[torch.Tensor, torch.Tens
 CLASS_NAMES = tuple(str(digit) for digit in range(10))  # label k is the digit k
 
 
-def read_image(path: str | Path) -> torch.Tensor:
-    """A PNG or JPEG file as one MNIST input (1, 1, 28, 28), standardised like the data set.
-
-    As MNIST was made: grayscale, light ink on a dark background (an image whose border is
-    brighter than its middle is inverted), the ink's bounding box scaled to fit 20x20 pixels,
-    keeping its aspect ratio, and centred in a 28x28 field.
-    """
+def read_ink(path) -> np.ndarray:
+    """An image file (a path or a file object) as its ink: grayscale 0-1, light ink on black
+    (an image whose border is brighter than its middle is inverted, the background's own shade
+    becomes black), cropped to the ink's bounding box."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -129,19 +126,34 @@ def read_image(path: str | Path) -> torch.Tensor:
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     if border.mean() > gray.mean():
         gray, border = 1 - gray, 1 - border  # dark ink on light paper -> light ink on black
-    gray = np.clip(gray - np.median(border), 0, 1)  # the background's own shade becomes black
+    gray = np.clip(gray - np.median(border), 0, 1)
     if gray.max() <= 0:
         raise DeepnetsError(f"{path} holds no digit (the image is blank)")
     rows, cols = np.nonzero(gray > 0.1 * gray.max())
-    ink = gray[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]  # bounding box
+    return gray[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]  # bounding box
+
+
+def fit_ink(ink: np.ndarray, box: int, field: int) -> np.ndarray:
+    """The ink scaled to fit a box x box square, keeping its aspect ratio, centred in a
+    field x field array of zeros; values 0-1."""
+    from PIL import Image
+
     h, w = ink.shape
-    fit = 20 / max(h, w)
+    fit = box / max(h, w)
     size = (max(1, round(w * fit)), max(1, round(h * fit)))  # PIL: (width, height)
     small = Image.fromarray((ink * 255).astype(np.uint8)).resize(size, Image.Resampling.LANCZOS)
-    canvas = np.zeros((28, 28), dtype=np.float32)
-    top, left = (28 - size[1]) // 2, (28 - size[0]) // 2
+    canvas = np.zeros((field, field), dtype=np.float32)
+    top, left = (field - size[1]) // 2, (field - size[0]) // 2
     canvas[top : top + size[1], left : left + size[0]] = np.asarray(small, np.float32) / 255
-    x = torch.from_numpy(canvas).sub_(MEAN).div_(STD)
+    return canvas
+
+
+def read_image(path) -> torch.Tensor:
+    """A PNG or JPEG file (a path or a file object) as one MNIST input (1, 1, 28, 28),
+    standardised like the data set. As MNIST was made: grayscale, light ink on a dark
+    background, the ink's bounding box scaled to fit 20x20 pixels, keeping its aspect ratio, and
+    centred in a 28x28 field."""
+    x = torch.from_numpy(fit_ink(read_ink(path), 20, 28)).sub_(MEAN).div_(STD)
     return x[None, None]  # (1, 1, 28, 28)
 
 

@@ -82,6 +82,11 @@ class Vocabulary:
         """Ids as text: words separated by spaces, a new line at each "<eos>"."""
         return " ".join(self.decode(ids)).replace(f" {EOS} ", "\n").replace(EOS, "\n")
 
+    def piece(self, token: int) -> str:
+        """One generated id as the text that follows the words before it."""
+        word = self.decode([token])[0]
+        return "\n" if word == EOS else f" {word}"
+
     def decode(self, ids: Iterable[int]) -> list[str]:
         try:
             return [self.words[int(i)] for i in ids]

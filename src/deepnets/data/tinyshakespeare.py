@@ -56,6 +56,10 @@ class CharVocabulary:
     def render(self, ids: Iterable[int] | torch.Tensor) -> str:
         return self.decode(ids)
 
+    def piece(self, token: int) -> str:
+        """One generated id as the text that follows the characters before it."""
+        return self.decode([token])
+
     def decode(self, ids: Iterable[int] | torch.Tensor) -> str:
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()  # far faster to iterate than the tensor itself

@@ -37,6 +37,12 @@ def _read_mnist_image(path: str, config: TrainConfig) -> torch.Tensor:
     return mnist.read_image(path)
 
 
+def _read_digits_image(path: str, config: TrainConfig) -> torch.Tensor:
+    from deepnets.data.digits import read_image
+
+    return read_image(path, config.val_size)  # type: ignore[attr-defined]
+
+
 def mnist_splits(config: TrainConfig) -> Splits:
     from deepnets.data.mnist import load_mnist
 
@@ -248,6 +254,7 @@ CONVNET_DIGITS = Experiment(
     build_model=lambda config: build_lenet5(config, image_size=8),
     task=Classify(_shift),
     class_names=mnist.CLASS_NAMES,  # the same ten digits
+    read_image=_read_digits_image,
     published=Published(
         0.97, "97% test accuracy (this project's demo target)", "deepnets", target=True
     ),

@@ -150,7 +150,8 @@ def _digit_strings(config: CTCConfig) -> dict:
     if config.train_subset > 0:
         train = splits["train"]
         n = config.train_subset
-        splits = {**splits, "train": DigitStrings(train.features[:n], train.digits[:n])}
+        kept = DigitStrings(train.features[:n], train.digits[:n], train.mean, train.std)
+        splits = {**splits, "train": kept}
     return splits
 
 

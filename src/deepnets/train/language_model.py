@@ -15,6 +15,7 @@ A model for this task maps (x (B, T) ids, state) to (output, state) and has `los
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -102,7 +103,33 @@ def load_trained(run_dir, device: str = "cpu"):
     return experiment, config, experiment.load_data(config), model
 
 
-@torch.no_grad()
+def generate_steps(
+    model: nn.Module,
+    prompt: torch.Tensor,
+    length: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Sample `length` tokens after `prompt` (ids, (P,), at least one), one at a time: each
+    drawn from softmax(log p / temperature) given everything before it. Yields (the token, the
+    distribution it was drawn from (V,))."""
+    if temperature <= 0:
+        raise DeepnetsError(f"temperature must be positive, got {temperature}")
+    if prompt.numel() == 0:
+        raise DeepnetsError("the prompt must hold at least one token")
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        output, state = model(prompt.view(1, -1).to(device), None)  # read the prompt: (1, P, ...)
+    for _ in range(length):
+        with torch.no_grad():
+            log_p = model.log_probs(output[:, -1]) / temperature  # (1, V)
+            probs = log_p.softmax(-1).cpu()  # (1, V)
+            token = torch.multinomial(probs, 1, generator=generator)  # (1, 1)
+            output, state = model(token.to(device), state)
+        yield int(token), probs[0]
+
+
 def generate(
     model: nn.Module,
     prompt: torch.Tensor,
@@ -110,19 +137,6 @@ def generate(
     temperature: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Sample `length` tokens after `prompt` (ids, (P,), at least one): each drawn from
-    softmax(log p / temperature) given everything before it. Returns the new ids, (length,)."""
-    if temperature <= 0:
-        raise DeepnetsError(f"temperature must be positive, got {temperature}")
-    if prompt.numel() == 0:
-        raise DeepnetsError("the prompt must hold at least one token")
-    model.eval()
-    device = next(model.parameters()).device
-    output, state = model(prompt.view(1, -1).to(device), None)  # read the prompt: (1, P, ...)
-    drawn = []
-    for _ in range(length):
-        log_p = model.log_probs(output[:, -1]) / temperature  # (1, V)
-        token = torch.multinomial(log_p.softmax(-1).cpu(), 1, generator=generator)  # (1, 1)
-        drawn.append(int(token))
-        output, state = model(token.to(device), state)
+    """`length` tokens sampled after `prompt` (generate_steps). Returns the new ids, (length,)."""
+    drawn = [token for token, _ in generate_steps(model, prompt, length, temperature, generator)]
     return torch.tensor(drawn, dtype=torch.long)
