@@ -108,6 +108,8 @@ SERVED_RUNS = (  # (experiment, preset, overrides): a few seconds each on 2 core
     ("tdnn-fsdd", "tiny", ("epochs=1",)),
     ("convnet-digits", "tiny", ()),
     ("convnet-digits", "tiny", ("seed=1",)),
+    ("ntm-copy", "tiny", ()),
+    ("memn2n-babi", "tiny", ()),
 )
 
 
@@ -124,6 +126,8 @@ def served_runs(tmp_path_factory) -> Path:
         "lstm-ptb": shared_data("ptb", ["ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"]),
         "tdnn-fsdd": shared_data("fsdd", ["SHA256SUMS", "recordings/7_jackson_32.wav"]),
         "convnet-digits": True,
+        "ntm-copy": True,
+        "memn2n-babi": shared_data("babi", ["SHA256SUMS"]),
     }
     for experiment_id, preset, overrides in SERVED_RUNS:
         if not have[experiment_id]:

@@ -21,6 +21,8 @@ from deepnets.serve.app import create_app  # noqa: E402
 LENET = "lenet5-mnist/20261127-000000-fast-s0"
 LSTM = "lstm-ptb/20261127-000000-tiny-s0"
 TDNN = "tdnn-fsdd/20261127-000000-tiny-s0"
+NTM = "ntm-copy/20261127-000000-tiny-s0"
+MEMN2N = "memn2n-babi/20261127-000000-tiny-s0"
 DIGITS = ("convnet-digits/20261127-000000-tiny-s0", "convnet-digits/20261127-000000-tiny-s1")
 
 
@@ -119,6 +121,26 @@ def test_a_spoken_digit_is_recognised(client, served_runs):
     out = post_file(client, "speech", "recognise", TDNN, wav, "seven.wav").json()
     assert out["digits"] in "0123456789" and len(out["digits"]) == 1
     assert sum(p for _, p in out["classes"]) == pytest.approx(1, abs=1e-4)
+
+
+def test_a_copy_example_shows_the_ntms_memory_use(client):
+    out = client.post(f"/api/panel/algorithmic/run?run={NTM}", json={"length": 30, "seed": 1})
+    assert out.status_code == 200, out.text
+    out = out.json()
+    assert len(out["input"]) == 61 and len(out["target"]) == len(out["output"]) == 30
+    assert 0 <= out["bit_errors"] <= 30 * 8
+    assert len(out["write"]) == 61
+    assert all(sum(row) == pytest.approx(1, abs=1e-2) for row in out["write"])  # a weighting
+
+
+def test_a_memory_network_answers_with_its_attention(client, served_runs):
+    need(served_runs, MEMN2N)
+    story = "Mary moved to the bathroom.\nJohn went to the hallway."
+    body = {"story": story, "question": "Where is Mary?"}
+    out = client.post(f"/api/panel/memory/answer?run={MEMN2N}", json=body).json()
+    assert out["sentences"] == ["mary moved to the bathroom", "john went to the hallway"]
+    assert all(sum(hop) == pytest.approx(1, abs=1e-4) for hop in out["attention"])
+    assert isinstance(out["answer"], str) and 0 < out["probability"] <= 1
 
 
 def not_audio() -> bytes:
@@ -226,6 +248,18 @@ BAD_REQUESTS = {  # name: (method, url, keyword arguments, status)
         {"content": b"x" * (9 * 1024 * 1024), "headers": {"content-type": "application/json"}},
         413,
     ),
+    "a copy longer than allowed": (
+        "post",
+        f"/api/panel/algorithmic/run?run={NTM}",
+        {"json": {"length": 10_000}},
+        400,
+    ),
+    "a question with no question mark": (
+        "post",
+        f"/api/panel/memory/answer?run={MEMN2N}",
+        {"json": {"story": "Mary moved to the bathroom.", "question": "Where is Mary"}},
+        400,
+    ),
     "unknown figure": ("get", f"/api/figure?name=fig99&run={DIGITS[0]}", {}, 404),
     "a figure of the wrong run": ("get", f"/api/figure?name=fig4&run={DIGITS[0]}", {}, 400),
 }
@@ -234,7 +268,7 @@ BAD_REQUESTS = {  # name: (method, url, keyword arguments, status)
 @pytest.mark.parametrize("name", list(BAD_REQUESTS))
 def test_bad_request_is_a_4xx_with_a_one_line_message(client, served_runs, name):
     method, url, kwargs, status = BAD_REQUESTS[name]
-    for needed in (LSTM, TDNN):
+    for needed in (LSTM, TDNN, MEMN2N):
         if needed in url:
             need(served_runs, needed)
     response = getattr(client, method)(url, **kwargs)

@@ -36,9 +36,17 @@ class Panel:
 
 
 def _panels() -> tuple[Panel, ...]:
-    from deepnets.serve.panels import digits, language, photo, speech, words
+    from deepnets.serve.panels import algorithmic, digits, language, memory, photo, speech, words
 
-    return (digits.PANEL, photo.PANEL, language.PANEL, words.PANEL, speech.PANEL)
+    return (
+        digits.PANEL,
+        photo.PANEL,
+        language.PANEL,
+        words.PANEL,
+        speech.PANEL,
+        memory.PANEL,
+        algorithmic.PANEL,
+    )
 
 
 PANELS: tuple[Panel, ...] = _panels()
