@@ -17,6 +17,10 @@ RUN_FIGURES: dict[str, tuple[str, ...]] = {
     "fig4": ("nplm-ptb", "rnn-ptb", "lstm-ptb"),
     "fig-filters": ("dbn-mnist", "sdae-mnist"),
     "fig-dbn-samples": ("dbn-mnist",),
+    "fig4-phrases": ("attention-multi30k", "seq2seq-multi30k"),  # English-to-German runs
+    "fig-memn2n-hops": ("memn2n-babi",),
+    "fig-ntm-copy": ("ntm-copy",),
+    "fig-ntm-sort": ("ntm-sort",),
 }
 MAX_CURVE_RECORDS = 20000
 STATIC = Path(__file__).with_name("static")
