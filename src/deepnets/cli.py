@@ -186,6 +186,21 @@ def cmd_answer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_translate(args: argparse.Namespace) -> int:
+    from deepnets.train.translate import draw_attention, load_trained, translate_sentence
+
+    config, tokenizers, model = load_trained(args.run_dir, args.device or "auto")
+    if args.attention is not None and not config.attention:
+        raise DeepnetsError(f"{args.run_dir} has no attention (a seq2seq run): no --attention")
+    result = translate_sentence(config, tokenizers, model, args.sentence, args.beam)
+    if result["note"]:
+        print(f"note: {result['note']}", file=sys.stderr)
+    print(result["translation"])
+    if args.attention is not None:
+        print(f"wrote {draw_attention(result, args.attention)}", file=sys.stderr)
+    return 0
+
+
 def _finished_runs(experiment, preset: str | None, run_dirs: list[str]) -> tuple[str, list[dict]]:
     """The summaries of finished runs of one config (seeds apart), and the row's preset label:
     the preset (by default the one the runs recorded), plus `+key=value` for every field where
@@ -326,6 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     ans.add_argument("--json", action="store_true", help="print the answer and attention as JSON")
     ans.add_argument("--device", choices=["auto", "cpu", "cuda"])
 
+    tr = sub.add_parser("translate", help="translate a sentence with a trained translation run")
+    tr.add_argument("run_dir")
+    tr.add_argument("sentence", help="the source sentence (German for a de-en run)")
+    tr.add_argument("--beam", type=int, default=5, help="beam width (1: greedy; default 5)")
+    tr.add_argument("--attention", metavar="FILE", help="draw the attention matrix to FILE")
+    tr.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
     bench = sub.add_parser("bench", help="run seeds, append a results row, regenerate RESULTS.md")
     bench.add_argument("experiment")
     training_options(bench)
@@ -348,6 +370,7 @@ COMMANDS = {
     "figure": cmd_figure,
     "sample": cmd_sample,
     "answer": cmd_answer,
+    "translate": cmd_translate,
     "bench": cmd_bench,
     "serve": cmd_serve,
 }

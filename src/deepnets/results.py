@@ -60,6 +60,8 @@ def bench_row(experiment: Experiment, preset: str, summaries: list[dict]) -> dic
         if all(v is not None for v in values):
             m, sd = _mean_std(values)
             secondary.append(f"{metric.name}={m:.6g}±{sd:.3g}")
+    for name in first.get("sacrebleu", {}):  # how a BLEU/chrF was scored (sacrebleu signature)
+        secondary.append(f"signature_{name}={first['sacrebleu'][name]}")
     tested = {s.get("selected", "last") for s in summaries}
     return {
         "experiment": experiment.id,
@@ -289,9 +291,10 @@ def every_row_table(rows: list[dict]) -> list[str]:
         experiment = EXPERIMENTS.get(row["experiment"])
         if experiment is None:
             continue
+        secondary = row["secondary"].replace(";", "; ").replace("|", "\\|")  # a signature's |
         lines.append(
             f"| {row['experiment']} | {row['preset']} | {ours(experiment, row)} | {row['seeds']} "
-            f"| {tested(experiment, row)} | {row['secondary'].replace(';', '; ')} | "
+            f"| {tested(experiment, row)} | {secondary} | "
             f"{experiment.published_text(row['preset'])} | {row['epochs']} | "
             f"{float(row['wall_seconds']):.0f} | {row['device']} | {row['torch']} | "
             f"{row['commit']} | {row['date']} |"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 
 from deepnets import DeepnetsError
+from deepnets.experiments.algorithmic import LSTM_COPY, LSTM_SORT, NTM_COPY, NTM_SORT
 from deepnets.experiments.base import Experiment, Published
 from deepnets.experiments.cifar import CONVNET_CIFAR10
 from deepnets.experiments.language import (
@@ -20,9 +21,11 @@ from deepnets.experiments.language import (
     NPLM_PTB,
     RNN_PTB,
 )
+from deepnets.experiments.memory import MEMN2N_BABI
 from deepnets.experiments.mnist import CONVNET_DIGITS, LENET5_MNIST, MLP_MNIST
 from deepnets.experiments.pretraining import DBN_MNIST, SDAE_MNIST
 from deepnets.experiments.speech import CTC_DIGITS, TDNN_FSDD
+from deepnets.experiments.translation import ATTENTION_MULTI30K, SEQ2SEQ_MULTI30K
 
 __all__ = ["ALL_EXPERIMENTS", "EXPERIMENTS", "Experiment", "Published", "get_experiment"]
 
@@ -39,8 +42,15 @@ ALL_EXPERIMENTS: tuple[Experiment, ...] = (
     RNN_PTB,
     LSTM_PTB,
     CHARLSTM_SHAKESPEARE,
+    SEQ2SEQ_MULTI30K,
+    ATTENTION_MULTI30K,
     DBN_MNIST,
     SDAE_MNIST,
+    MEMN2N_BABI,
+    NTM_COPY,
+    LSTM_COPY,
+    NTM_SORT,
+    LSTM_SORT,
 )
 
 EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in ALL_EXPERIMENTS}
