@@ -96,8 +96,8 @@ def test_runs_without_feature_maps_are_clear_errors(tmp_path, digits_run):
     )
     with pytest.raises(DeepnetsError, match="kn5-ptb run"):
         draw_fig2(str(tmp_path / "kn5"), str(tmp_path / "x.png"))
-    with pytest.raises(DeepnetsError, match="no reader for image files"):
-        draw_fig2(str(digits_run), str(tmp_path / "x.png"), image="seven.png")
+    with pytest.raises(DeepnetsError, match="seven.png cannot be read as an image"):
+        draw_fig2(str(digits_run), str(tmp_path / "x.png"), image="seven.png")  # no such file
     with pytest.raises(DeepnetsError, match="run folder"):
         draw_fig2(None)
 
