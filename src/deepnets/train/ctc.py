@@ -82,13 +82,6 @@ def evaluate_strings(
 
 
 class CTC(GradientTask):
-    def load(self, experiment, config, device):
-        splits = experiment.load_data(config)
-        if config.train_subset > 0:
-            train, n = splits["train"], config.train_subset
-            splits = {**splits, "train": DigitStrings(train.features[:n], train.digits[:n])}
-        return splits
-
     def steps_per_epoch(self, data, config) -> int:
         return len(data["train"]) // config.batch_size
 

@@ -12,6 +12,7 @@ import torch
 
 from deepnets.serve.inputs import Inputs
 from deepnets.serve.panels import Action, Panel
+from deepnets.serve.panels.image_classifier import rounded
 
 MAX_COPY_LENGTH = 120  # six times the longest trained copy
 
@@ -27,10 +28,6 @@ def load(path: Path) -> SequenceModel:
 
     _, config, model = load_model(path, device="cpu")
     return SequenceModel(config, model)
-
-
-def _grid(values: torch.Tensor) -> list:
-    return (values.float() * 1000).round().div(1000).tolist()
 
 
 @torch.no_grad()
@@ -53,14 +50,14 @@ def run_example(loaded: SequenceModel, inputs: Inputs) -> dict:
     output = torch.sigmoid(logits[0, -batch.targets.shape[1] :])  # (T_out, bits)
     result = {
         "task": config.task,
-        "input": _grid(batch.inputs[0]),
-        "target": _grid(batch.targets[0]),
-        "output": _grid(output),
+        "input": rounded(batch.inputs[0]),
+        "target": rounded(batch.targets[0]),
+        "output": rounded(output),
         "bit_errors": int(((output > 0.5).float() != batch.targets[0]).sum()),
     }
     if traced:
-        result["read"] = _grid(reads[0, :, 0])  # (T, memory rows)
-        result["write"] = _grid(writes[0, :, 0])
+        result["read"] = rounded(reads[0, :, 0])  # (T, memory rows)
+        result["write"] = rounded(writes[0, :, 0])
     return result
 
 

@@ -54,17 +54,17 @@ def classify(loaded: Classifier, inputs: Inputs) -> dict:
             {
                 "name": layer_names[k] if k < len(layer_names) else f"layer {k + 1}",
                 "channels": int(out.shape[1]),
-                "maps": _rounded(maps),
+                "maps": rounded(maps),
             }
         )
     return {
         "top": names[order[0]],
         "classes": [[names[i], round(float(probs[i]), 5)] for i in order],
-        "input": _rounded(x[0, 0]),
+        "input": rounded(x[0, 0]),
         "layers": layers,
     }
 
 
-def _rounded(values: torch.Tensor) -> list:
+def rounded(values: torch.Tensor) -> list:
     """Nested lists of the values to 3 decimals (what the page draws; a third of the bytes)."""
     return (values.float() * 1000).round().div(1000).tolist()
