@@ -110,6 +110,7 @@ SERVED_RUNS = (  # (experiment, preset, overrides): a few seconds each on 2 core
     ("convnet-digits", "tiny", ("seed=1",)),
     ("ntm-copy", "tiny", ()),
     ("memn2n-babi", "tiny", ()),
+    ("attention-multi30k", "tiny", ()),
 )
 
 
@@ -128,6 +129,7 @@ def served_runs(tmp_path_factory) -> Path:
         "convnet-digits": True,
         "ntm-copy": True,
         "memn2n-babi": shared_data("babi", ["SHA256SUMS"]),
+        "attention-multi30k": shared_data("multi30k", ["task1/raw/test_2016_flickr.de.gz"]),
     }
     for experiment_id, preset, overrides in SERVED_RUNS:
         if not have[experiment_id]:

@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from deepnets import DeepnetsError
 from deepnets.cli import main
+from deepnets.config import ConfigError
 from deepnets.data import babi
 from deepnets.experiments.memory import MEMN2N_BABI, MemN2NConfig
 from deepnets.models.memn2n import MemN2N, position_encoding
@@ -166,7 +167,7 @@ def test_linear_start_removes_the_softmax_until_validation_loss_stops_falling():
     assert not torch.allclose(attention.sum(-1), torch.ones(2, 2))  # raw scores, no softmax
     assert attention[1, :, 2:].abs().max() == 0
     task = MEMN2N_BABI.task
-    config = MemN2NConfig(tasks=(1,), eval_batch_size=2)
+    config = MemN2NConfig(tasks=(1,), ls_epochs=0, eval_batch_size=2)
     data = {"val": babi.encode(babi.parse(STORY, 1)[0], _vocab(), 50, 6, 3)}
     model = MemN2N(len(_vocab()), 10, 2, 50)
     model.linear.fill_(True)
@@ -176,6 +177,53 @@ def test_linear_start_removes_the_softmax_until_validation_loss_stops_falling():
     assert model.reinsert and model.linear  # reinserted at the next training step
     task.evaluate(model, data, "val", config, "cpu", final=True)
     assert model.linear
+
+
+def test_empty_attention_lets_unused_slots_share_the_softmax():
+    torch.manual_seed(0)
+    model = MemN2N(vocab_size=20, dim=10, hops=2, memory_size=6, empty_attention=True)
+    stories = torch.randint(1, 20, (2, 4, 3))
+    times, mask = memory_inputs(torch.tensor([4, 2]), 6, rows=4)
+    queries = torch.randint(1, 20, (2, 3))
+    _, p = model.attend(stories, times, mask, queries)
+    u = model._sentences(queries, range(1))[0]
+    m = model._sentences(stories, range(1))[0] + model.time[0, times.clamp(0, 5)]
+    scores = torch.einsum("bsd,bd->bs", m, u).masked_fill(~mask, -torch.inf)
+    unused = torch.tensor([2.0, 4.0])  # 6 slots, 4 and 2 of them holding sentences
+    expected = scores.exp() / (scores.exp().sum(-1) + unused).unsqueeze(-1)
+    assert torch.allclose(p[:, 0], expected, atol=1e-6)
+    assert p[1, :, 2:].abs().max() == 0 and (p.sum(-1) < 1).all()
+    model.empty_attention = False  # the default: a softmax over the sentences alone
+    _, p = model.attend(stories, times, mask, queries)
+    assert torch.allclose(p.sum(-1), torch.ones(2, 2))
+
+
+def test_linear_start_lr_then_the_schedule_starts_over():
+    task = MEMN2N_BABI.task
+    # ls_epochs 0: ls_lr until the validation asks to reinsert, then lr from that step
+    config = MemN2NConfig(ls_epochs=0, ls_lr=0.16, lr=0.32, epochs=60, step_every=15)
+    model = MemN2N(vocab_size=20, dim=10, hops=2, memory_size=50)
+    model.linear.fill_(True)
+    assert task.lr_at(model, 250, 6000, 100, config) == 0.16 and model.linear
+    model.reinsert.fill_(True)
+    assert task.lr_at(model, 300, 6000, 100, config) == 0.32  # "training recommenced"
+    assert not model.linear and not model.reinsert and int(model.ls_end) == 300
+    assert task.lr_at(model, 1799, 6000, 100, config) == 0.32
+    assert task.lr_at(model, 1800, 6000, 100, config) == 0.16  # 15 epochs after LS ended
+    # ls_epochs 30: LS for exactly 30 epochs whatever validation says (the authors' code)
+    config = MemN2NConfig(ls_epochs=30, ls_lr=0.16, lr=0.32, epochs=90, step_every=15)
+    model = MemN2N(vocab_size=20, dim=10, hops=2, memory_size=50)
+    model.linear.fill_(True)
+    assert task.lr_at(model, 2999, 9000, 100, config) == 0.16 and model.linear
+    assert task.lr_at(model, 3000, 9000, 100, config) == 0.32 and not model.linear
+    assert task.lr_at(model, 4500, 9000, 100, config) == 0.16
+    assert task.lr_at(model, 8999, 9000, 100, config) == 0.32 * 0.5**3
+    with pytest.raises(ConfigError, match="ls_epochs < epochs"):
+        MemN2NConfig(ls_epochs=30, epochs=30)
+    # weights saved before `ls_end` existed still load
+    state = {k: v for k, v in model.state_dict().items() if k != "ls_end"}
+    model.load_state_dict(state)
+    assert int(model.ls_end) == 0
 
 
 def _vocab():
@@ -267,7 +315,8 @@ def test_cli_runs_then_answers_with_attention(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout)
     assert out["answer"] == "kitchen" and len(out["attention"]) == 3
-    assert all(len(hop) == 3 and abs(sum(hop) - 1) < 1e-5 for hop in out["attention"])
+    # empty_attention: the memory's unused slots take the rest of each hop's softmax
+    assert all(len(hop) == 3 and 0 < sum(hop) <= 1 + 1e-5 for hop in out["attention"])
 
 
 def _answer_error(run, capsys, *args) -> str:

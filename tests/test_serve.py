@@ -23,6 +23,7 @@ LSTM = "lstm-ptb/20261127-000000-tiny-s0"
 TDNN = "tdnn-fsdd/20261127-000000-tiny-s0"
 NTM = "ntm-copy/20261127-000000-tiny-s0"
 MEMN2N = "memn2n-babi/20261127-000000-tiny-s0"
+ATTENTION = "attention-multi30k/20261127-000000-tiny-s0"
 DIGITS = ("convnet-digits/20261127-000000-tiny-s0", "convnet-digits/20261127-000000-tiny-s1")
 
 
@@ -71,6 +72,13 @@ def test_systems_table_holds_every_experiment(client):
     systems = client.get("/api/systems").json()["systems"]
     assert {s["id"] for s in systems} == set(EXPERIMENTS)
     assert all(s["command"].startswith(f"deepnets bench {s['id']} --preset ") for s in systems)
+
+
+def test_claims_table_is_the_claims_verdicts(client):
+    from deepnets.claims import claims_records
+
+    claims = client.get("/api/claims").json()["claims"]
+    assert claims == claims_records() and [c["number"] for c in claims] == list(range(1, 10))
 
 
 def test_curves_are_the_runs_metrics(client):
@@ -141,6 +149,25 @@ def test_a_memory_network_answers_with_its_attention(client, served_runs):
     assert out["sentences"] == ["mary moved to the bathroom", "john went to the hallway"]
     assert all(sum(hop) == pytest.approx(1, abs=1e-4) for hop in out["attention"])
     assert isinstance(out["answer"], str) and 0 < out["probability"] <= 1
+
+
+def test_a_translation_comes_with_its_attention_matrix(client, served_runs):
+    need(served_runs, ATTENTION)
+    body = {"sentence": "Ein Mann fährt Fahrrad.", "beam": 3}
+    out = client.post(f"/api/panel/translation/translate?run={ATTENTION}", json=body)
+    assert out.status_code == 200, out.text
+    out = out.json()
+    assert out["pair"] == "de-en" and isinstance(out["translation"], str)
+    assert len(out["attention"]) == len(out["target_pieces"])
+    assert all(len(row) == len(out["source_pieces"]) for row in out["attention"])
+    assert all(sum(row) == pytest.approx(1, abs=1e-4) for row in out["attention"])
+    for bad, message in (
+        ({"sentence": "   "}, "empty"),
+        ({"sentence": "ein Mann", "beam": 0}, "beam must be in"),
+        ({"sentence": "x" * 3000}, "at most 2000"),
+    ):
+        refused = client.post(f"/api/panel/translation/translate?run={ATTENTION}", json=bad)
+        assert 400 <= refused.status_code < 500 and message in refused.json()["error"]
 
 
 def not_audio() -> bytes:
@@ -324,6 +351,7 @@ def test_static_export_opens_without_a_server(served_runs, tmp_path):
     data = (out / "data.js").read_text()
     payload = json.loads(data.removeprefix("window.DEEPNETS_EXPORT = ").rstrip(";\n"))
     assert {s["id"] for s in payload["systems"]} == set(EXPERIMENTS)
+    assert [c["number"] for c in payload["claims"]] == list(range(1, 10))
     assert DIGITS[0] in payload["curves"] and payload["curves"][DIGITS[0]]
     assert (out / "index.html").is_file() and (out / "static" / "app.js").is_file()
 

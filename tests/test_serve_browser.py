@@ -116,6 +116,7 @@ def test_results_view_shows_every_listed_experiment(page, live_server):
         )
     )
     assert shown == listed_experiments() == set(EXPERIMENTS)
+    assert page.locator("#claims tbody tr").count() == 9  # each claim with its verdict
     page.wait_for_selector("#curves canvas")
     page.wait_for_selector("#figures figure img[src^='blob:']", timeout=60_000)
     screenshot(page, "results")
@@ -127,6 +128,7 @@ def test_the_export_opens_from_files(page, served_runs, tmp_path):
     page.goto((tmp_path / "site" / "index.html").as_uri())
     page.wait_for_selector("#systems tbody tr")
     assert page.locator("#systems tbody tr").count() >= len(EXPERIMENTS)
+    assert page.locator("#claims tbody tr").count() == 9
     page.wait_for_selector("#figures figure img")
     assert page.locator("#tab-try").is_hidden()
     screenshot(page, "export")

@@ -57,10 +57,13 @@ def test_shapes_and_exact_parameter_count(attention):
     assert sum(p.numel() for p in model.parameters()) == enc + decoder_common + extra
 
 
-@pytest.mark.parametrize("attention", [False, True])
-def test_one_backward_gives_every_parameter_a_finite_gradient(attention):
+LINKS = [(False, False), (False, True), (True, False)]  # (attention, feed_thought)
+
+
+@pytest.mark.parametrize("attention,feed_thought", LINKS)
+def test_one_backward_gives_every_parameter_a_finite_gradient(attention, feed_thought):
     torch.manual_seed(0)
-    model = Seq2Seq(20, 20, 8, 12, 2, attention, 6, 0.1, reverse_source=True)
+    model = Seq2Seq(20, 20, 8, 12, 2, attention, 6, 0.1, True, feed_thought)
     src = torch.randint(4, 20, (4, 6))
     logits, _ = model(src, torch.tensor([6, 5, 3, 2]), torch.randint(4, 20, (4, 5)))
     logits.logsumexp(-1).sum().backward()
@@ -79,6 +82,22 @@ def test_padding_does_not_change_the_encoding():
     )
     assert torch.allclose(alone[0], padded[0][:, :5], atol=1e-6)
     assert torch.allclose(alone[3][0], padded[3][0], atol=1e-6)
+
+
+def test_the_thought_vector_enters_every_decoder_step_and_is_the_only_link():
+    torch.manual_seed(0)
+    model = Seq2Seq(20, 20, 8, 12, 2, False, 6, 0.0, feed_thought=True).eval()
+    src, lengths = torch.randint(4, 20, (2, 6)), torch.tensor([6, 4])
+    memory, mask, keys, (h, c) = model.encode(src, lengths)
+    assert memory.shape == (2, 1, 12) and torch.equal(memory[:, 0], h[-1]) and keys is None
+    tgt = torch.randint(4, 20, (2, 5))
+    logits, weights = model(src, lengths, tgt)
+    assert weights is None
+    # the same state, but the context zeroed: every step's output changes
+    zeroed, _, _ = model.decoder(tgt, (h, c), torch.zeros_like(memory), mask)
+    assert ((zeroed - logits).abs().amax(-1) > 1e-6).all()
+    with pytest.raises(ValueError, match="without attention"):
+        Seq2Seq(20, 20, 8, 12, 2, True, 6, 0.0, feed_thought=True)
 
 
 def test_reverse_padded_keeps_padding_in_place():
@@ -117,10 +136,10 @@ def _sequence_log_prob(model, src, lengths, seq: list[int]) -> float:
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0])
-@pytest.mark.parametrize("attention", [False, True])
-def test_beam_search_equals_exhaustive_search_on_a_tiny_vocabulary(alpha, attention):
+@pytest.mark.parametrize("attention,feed_thought", LINKS)
+def test_beam_search_equals_exhaustive_search_on_a_tiny_vocabulary(alpha, attention, feed_thought):
     torch.manual_seed(3)
-    model = Seq2Seq(7, 7, 6, 8, 1, attention, 4, 0.0).eval()
+    model = Seq2Seq(7, 7, 6, 8, 1, attention, 4, 0.0, feed_thought=feed_thought).eval()
     src, lengths = torch.tensor([[4, 5, 6]]), torch.tensor([3])
     words, max_len = [4, 5, 6], 4  # EOS is 3
     candidates = [
@@ -152,6 +171,44 @@ def test_beam_search_equals_exhaustive_search_on_a_tiny_vocabulary(alpha, attent
         beam_search(model, src, lengths, BOS, EOS, 1, max_len, alpha, (PAD, UNK, BOS))[0][0]
         == greedy
     )
+
+
+class _ChainModel:
+    """A fake model whose next-token log-probabilities depend on the previous token only."""
+
+    def __init__(self, table: dict[int, dict[int, float]], vocab: int):
+        self.log_probs = torch.full((vocab, vocab), -50.0)
+        for prev, nxt in table.items():
+            for token, value in nxt.items():
+                self.log_probs[prev, token] = value
+        self.decoder = self  # what beam_search steps
+
+    def eval(self):
+        return self
+
+    def encode(self, src, lengths):
+        return None, None, None, (torch.zeros(1, src.shape[0], 1), torch.zeros(1, src.shape[0], 1))
+
+    def step(self, tokens, state, memory=None, mask=None, keys=None):
+        return self.log_probs[tokens], state, None
+
+
+def test_beam_search_keeps_growing_a_better_hypothesis_after_beam_worse_ones_ended():
+    # the likely path a1 a2 a3 <eos> (log p -0.04) against three early endings (-5, -6.01, -30.01)
+    a1, a2, a3, b, c = 4, 5, 6, 7, 8
+    table = {
+        BOS: {a1: -0.01, EOS: -5.0, b: -6.0, c: -7.0},
+        a1: {a2: -0.01, EOS: -30.0},
+        a2: {a3: -0.01, EOS: -30.0},
+        a3: {EOS: -0.01},
+        b: {EOS: -0.01},
+        c: {EOS: -0.01},
+    }
+    model = _ChainModel(table, vocab=9)
+    src, lengths = torch.tensor([[4]]), torch.tensor([1])
+    for alpha in (0.0, 1.0):
+        found, _ = beam_search(model, src, lengths, BOS, EOS, 3, 10, alpha)
+        assert found == [[a1, a2, a3]]
 
 
 def test_a_tiny_attention_model_learns_to_reverse_sequences():

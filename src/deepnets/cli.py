@@ -55,6 +55,32 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_claims(args: argparse.Namespace) -> int:
+    from deepnets.claims import CLAIMS, claims_table, findings
+
+    if args.run is not None:
+        claim = next((c for c in CLAIMS if c.number == args.run), None)
+        if claim is None:
+            raise DeepnetsError(f"no claim {args.run}: the claims are 1-{len(CLAIMS)}")
+        if not claim.commands:
+            raise DeepnetsError(f"claim {claim.number}'s experiment is not built yet")
+        raise DeepnetsError(
+            f"claim {claim.number} reads existing rows; regenerate them with: "
+            + "; ".join(claim.commands)
+        )
+    if args.markdown:
+        print(claims_table())
+        return 0
+    for claim, found in findings():
+        print(f"{claim.number}. {claim.statement} ({claim.reference})")
+        print(f"   experiment: {claim.experiment}")
+        if found.numbers:
+            print(f"   measured:   {found.numbers}")
+        print(f"   verdict:    {found.verdict.upper()}: {found.reason}")
+        print(f"   rows from:  {'; '.join(claim.commands) or 'not built yet'}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from deepnets.run import RunDir
 
@@ -85,6 +111,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from deepnets.train import evaluate_run
 
+    if args.rescore:
+        from deepnets.train.engine import rescore_run
+
+        if args.split != "test":
+            raise DeepnetsError("--rescore scores the test split; leave out --split")
+        summary = rescore_run(args.run_dir, args.device or "auto")
+        before = summary["rescored"]["previous"]["metrics"][summary["metric"]]
+        print(f"{summary['metric']} {before:.4f} -> {summary['value']:.4f}; wrote summary.json")
+        return 0
     metrics = evaluate_run(args.run_dir, args.device or "auto", args.split)
     shown = (f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4f}" for k, v in metrics.items())
     print(f"{args.split} " + "  ".join(shown))
@@ -201,6 +236,19 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_caption(args: argparse.Namespace) -> int:
+    from deepnets.train.caption import caption_image, draw_attention, load_trained
+
+    experiment, config, vocab, model = load_trained(args.run_dir, args.device or "auto")
+    if args.attention is not None and not config.attention:
+        raise DeepnetsError(f"{args.run_dir} has no attention (attention=False): no --attention")
+    result = caption_image(experiment, config, vocab, model, args.image, args.beam)
+    print(result["caption"])
+    if args.attention is not None:
+        print(f"wrote {draw_attention(result, args.attention)}", file=sys.stderr)
+    return 0
+
+
 def _finished_runs(experiment, preset: str | None, run_dirs: list[str]) -> tuple[str, list[dict]]:
     """The summaries of finished runs of one config (seeds apart), and the row's preset label:
     the preset (by default the one the runs recorded), plus `+key=value` for every field where
@@ -277,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
         "list", help="every experiment: its headline result beside the paper's"
     )
     listing.add_argument("--all", action="store_true", help="every results row, not the headlines")
+    claims = sub.add_parser("claims", help="the review's claims, each judged from measured rows")
+    claims.add_argument("--markdown", action="store_true", help="the table as Markdown")
+    claims.add_argument("--run", type=int, metavar="N", help="regenerate claim N's rows")
 
     def training_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--preset", help="tiny, small (default) or paper")
@@ -301,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir")
     ev.add_argument("--split", default="test")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    ev.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the test split with the current code and record it in summary.json",
+    )
 
     demo = sub.add_parser("demo", help="the embedded default: a ConvNet on scikit-learn's digits")
     demo.add_argument("--run-dir")
@@ -348,6 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--attention", metavar="FILE", help="draw the attention matrix to FILE")
     tr.add_argument("--device", choices=["auto", "cpu", "cuda"])
 
+    cap = sub.add_parser("caption", help="caption an image with a trained captioning run")
+    cap.add_argument("run_dir")
+    cap.add_argument("image", help="a PNG, JPEG, GIF or BMP file")
+    cap.add_argument("--beam", type=int, default=3, help="beam width (1: greedy; default 3)")
+    cap.add_argument("--attention", metavar="FILE", help="draw one attention map per word")
+    cap.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
     bench = sub.add_parser("bench", help="run seeds, append a results row, regenerate RESULTS.md")
     bench.add_argument("experiment")
     training_options(bench)
@@ -364,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "list": cmd_list,
+    "claims": cmd_claims,
     "run": cmd_run,
     "eval": cmd_eval,
     "demo": cmd_demo,
@@ -371,6 +435,7 @@ COMMANDS = {
     "sample": cmd_sample,
     "answer": cmd_answer,
     "translate": cmd_translate,
+    "caption": cmd_caption,
     "bench": cmd_bench,
     "serve": cmd_serve,
 }

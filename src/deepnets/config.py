@@ -449,7 +449,15 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 # The migrations: fields added to every config after run folders were first written. A saved
 # config without them gets these values, which are what the older runs did; any other missing
 # key is an error.
-ADDED_FIELDS: dict[str, Any] = {"momentum_warmup": 0, "evals_per_epoch": 1, "stop_at": 0.0}
+ADDED_FIELDS: dict[str, Any] = {
+    "momentum_warmup": 0,
+    "evals_per_epoch": 1,
+    "stop_at": 0.0,
+    "empty_attention": False,  # memn2n-babi: empty memory slots were masked out
+    "ls_epochs": 0,  # memn2n-babi: linear start ended when validation loss stopped falling
+    "ls_lr": 0.32,  # ... at the schedule's lr (0.32 from the start with no warm-up)
+    "feed_thought": False,  # seq2seq-multi30k: the thought vector only started the decoder
+}
 # ... and fields every config once carried that only classifiers use; a saved config of another
 # experiment may hold them (with no effect on its run) and they are dropped when it is loaded.
 DROPPED_FIELDS = ("val_size", "label_smoothing", "channels_last")

@@ -321,6 +321,17 @@ def write_results_md(root: Path | None = None) -> Path:
     ]
     for experiment in ALL_EXPERIMENTS:
         body += [f"- `{experiment.id}`: {note}" for note in experiment.notes]
+    from deepnets.claims import claims_table
+
+    body += [
+        "",
+        "## The review's claims",
+        "",
+        "Each claim judged from the rows above (`deepnets claims`; the verdict logic is in",
+        "`src/deepnets/claims.py`).",
+        "",
+        claims_table(root),
+    ]
     body += ["", "## Every row", "", *every_row_table(read_rows(root))]
     path = root / "RESULTS.md"
     try:

@@ -12,7 +12,9 @@ import difflib
 
 from deepnets import DeepnetsError
 from deepnets.experiments.algorithmic import LSTM_COPY, LSTM_SORT, NTM_COPY, NTM_SORT
+from deepnets.experiments.attention import CONVNET_CLUTTERED, RAM_MNIST
 from deepnets.experiments.base import Experiment, Published
+from deepnets.experiments.captioning import CAPTION_DIGITS, CAPTION_FLICKR8K
 from deepnets.experiments.cifar import CONVNET_CIFAR10
 from deepnets.experiments.language import (
     CHARLSTM_SHAKESPEARE,
@@ -24,6 +26,7 @@ from deepnets.experiments.language import (
 from deepnets.experiments.memory import MEMN2N_BABI
 from deepnets.experiments.mnist import CONVNET_DIGITS, LENET5_MNIST, MLP_MNIST
 from deepnets.experiments.pretraining import DBN_MNIST, SDAE_MNIST
+from deepnets.experiments.reinforcement import DQN_ATARI, DQN_CARTPOLE, DQN_MINATAR
 from deepnets.experiments.speech import CTC_DIGITS, TDNN_FSDD
 from deepnets.experiments.translation import ATTENTION_MULTI30K, SEQ2SEQ_MULTI30K
 
@@ -44,6 +47,8 @@ ALL_EXPERIMENTS: tuple[Experiment, ...] = (
     CHARLSTM_SHAKESPEARE,
     SEQ2SEQ_MULTI30K,
     ATTENTION_MULTI30K,
+    CAPTION_FLICKR8K,
+    CAPTION_DIGITS,
     DBN_MNIST,
     SDAE_MNIST,
     MEMN2N_BABI,
@@ -51,6 +56,11 @@ ALL_EXPERIMENTS: tuple[Experiment, ...] = (
     LSTM_COPY,
     NTM_SORT,
     LSTM_SORT,
+    DQN_CARTPOLE,
+    DQN_MINATAR,
+    DQN_ATARI,
+    RAM_MNIST,
+    CONVNET_CLUTTERED,
 )
 
 EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in ALL_EXPERIMENTS}

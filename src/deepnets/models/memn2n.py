@@ -20,8 +20,9 @@ def position_encoding(words: torch.Tensor, dim: int) -> torch.Tensor:
     dimension, J the number of words in that sentence (null words get weight 0)."""
     real = (words != 0).to(torch.float32)  # (..., L)
     big_j = real.sum(-1, keepdim=True).clamp(min=1).unsqueeze(-1)  # (..., 1, 1)
-    j = torch.arange(1, words.shape[-1] + 1, dtype=torch.float32).view(-1, 1)  # (L, 1)
-    k = torch.arange(1, dim + 1, dtype=torch.float32).view(1, -1)  # (1, d)
+    j = torch.arange(1, words.shape[-1] + 1, dtype=torch.float32, device=words.device)
+    j = j.view(-1, 1)  # (L, 1)
+    k = torch.arange(1, dim + 1, dtype=torch.float32, device=words.device).view(1, -1)  # (1, d)
     weights = (1 - j / big_j) - (k / dim) * (1 - 2 * j / big_j)  # (..., L, d)
     return weights * real.unsqueeze(-1)
 
@@ -41,8 +42,12 @@ class MemN2N(nn.Module):
         a_hat = softmax(W u^{K+1})                      the answer, over the whole vocabulary
 
     The null word (id 0) has a zero embedding that never moves: it has weight 0 in every sum of
-    words, and its answer logit is -inf. `linear` is a buffer
-    (saved with the weights): True while the attention softmaxes are removed (linear start).
+    words, and its answer logit is -inf. With `empty_attention` the softmax also runs over the
+    memory's unused slots (memory_size in all), each with score 0 and nothing to read, as in
+    the authors' MATLAB code, where empty slots hold null words: a sink whose share tells how
+    well the memories match. `linear` is a buffer
+    (saved with the weights): True while the attention softmaxes are removed (linear start);
+    `ls_end` the training step at which they came back (the lr schedule restarts there).
     """
 
     def __init__(
@@ -54,10 +59,12 @@ class MemN2N(nn.Module):
         position: bool = True,
         temporal: bool = True,
         init_std: float = 0.1,
+        empty_attention: bool = False,
     ):
         super().__init__()
         self.dim, self.hops, self.memory_size = dim, hops, memory_size
         self.position, self.temporal = position, temporal
+        self.empty_attention = empty_attention
         self.embed = nn.ModuleList(
             nn.Embedding(vocab_size, dim, padding_idx=0) for _ in range(hops + 1)
         )  # A^1 .. A^{K+1}
@@ -69,6 +76,8 @@ class MemN2N(nn.Module):
         self.register_buffer("linear", torch.tensor(False))  # linear start: softmaxes removed
         self.register_buffer("reinsert", torch.tensor(False))  # reinsert them at the next step
         self.register_buffer("ls_best", torch.tensor(math.inf, dtype=torch.float64))  # LS val loss
+        self.register_buffer("ls_end", torch.tensor(0))  # the training step at which LS ended
+        self._register_load_state_dict_pre_hook(_default_ls_end)
 
     def _sentences(self, words: torch.Tensor, hops: range) -> torch.Tensor:
         """sum_j l_j * A^k x_j for word ids (..., L), each k in `hops`: (len(hops), ..., d).
@@ -80,7 +89,7 @@ class MemN2N(nn.Module):
         table = torch.stack([self.embed[k].weight for k in hops])  # (H, V, d)
         real = (words != 0).to(table.dtype)  # (..., L)
         big_j = real.sum(-1, keepdim=True).clamp(min=1)  # (..., 1)
-        j = torch.arange(1, words.shape[-1] + 1, dtype=table.dtype)  # (L,)
+        j = torch.arange(1, words.shape[-1] + 1, dtype=table.dtype, device=words.device)  # (L,)
         a = (1 - j / big_j) * real if self.position else real  # (..., L)
         h, v, d = table.shape
         flat = words.reshape(-1, words.shape[-1])  # (N, L)
@@ -94,7 +103,7 @@ class MemN2N(nn.Module):
         ]  # (N, H, d) each: the weighted bags of words times A
         out = sums[0]  # bag_a A
         if self.position:
-            k = torch.arange(1, d + 1, dtype=table.dtype) / d  # (d,): k/d
+            k = torch.arange(1, d + 1, dtype=table.dtype, device=table.device) / d  # (d,): k/d
             out = out + k * sums[1]  # + (k/d) bag_b A
         return out.permute(1, 0, 2).reshape(h, *words.shape[:-1], d)  # (H, ..., d)
 
@@ -120,9 +129,14 @@ class MemN2N(nn.Module):
             scores = torch.einsum("bsd,bd->bs", memories[k], u)  # u^T m_i
             if bool(self.linear):
                 p = scores.masked_fill(~mask, 0.0)  # linear start: no softmax
-            else:
+            elif not self.empty_attention:
                 p = torch.softmax(scores.masked_fill(~mask, -1e30), dim=-1)  # over real slots
                 p = p * mask  # an empty memory: no attention at all
+            else:  # the authors' code: the memory's unused slots score 0 and read nothing
+                scores = scores.masked_fill(~mask, -math.inf)
+                unused = (self.memory_size - mask.sum(-1)).clamp(min=0).to(scores.dtype)
+                total = torch.logaddexp(torch.logsumexp(scores, dim=-1), unused.log())  # (B,)
+                p = torch.exp(scores - total.unsqueeze(-1))  # exp(0) / total on each unused slot
             o = torch.einsum("bs,bsd->bd", p, memories[k + 1])  # o = sum_i p_i c_i
             u = u + o  # u^{k+1} = u^k + o^k
             attention.append(p)
@@ -133,3 +147,9 @@ class MemN2N(nn.Module):
 
     def forward(self, stories, times, mask, queries) -> torch.Tensor:
         return self.attend(stories, times, mask, queries)[0]
+
+
+def _default_ls_end(state_dict, prefix, *args) -> None:
+    """Weights saved before `ls_end` existed load with LS ended at step 0 (the lr schedule as
+    it was then)."""
+    state_dict.setdefault(prefix + "ls_end", torch.tensor(0))

@@ -80,29 +80,51 @@ class Decoder(nn.Module):
         o_t = tanh(W_c [s_t; c_t])           (o_t = s_t without memory)
         p(y_t | y_<t, x) = softmax(E W_p o_t + b)
     The output weights are the target embeddings E (tied, Press & Wolf 2017) after a
-    projection W_p of o_t to the embedding size: half the output layer's cost on a CPU."""
+    projection W_p of o_t to the embedding size: half the output layer's cost on a CPU.
 
-    def __init__(self, vocab, emb, hidden, layers, dropout, memory_size=0, attn_size=256):
+    With `context_size` > 0 instead of attention, the memory holds one fixed vector c per
+    sentence (B, 1, C) that enters every step, as in Cho et al. (2014):
+        s_t = LSTM(s_{t-1}, [E y_{t-1}; c]),  o_t = tanh(W_c [s_t; c])
+    so the decoder never has to carry the source in its state alone; c is still the only link
+    to the source."""
+
+    def __init__(
+        self, vocab, emb, hidden, layers, dropout, memory_size=0, attn_size=256, context_size=0
+    ):
         super().__init__()
+        if memory_size > 0 and context_size > 0:
+            raise ValueError("a decoder attends over a memory or reads a fixed context, not both")
+        self.context_size = context_size
         self.embed = nn.Embedding(vocab, emb, padding_idx=0)
         self.rnn = nn.LSTM(
-            emb, hidden, layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+            emb + context_size,
+            hidden,
+            layers,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
         )
         self.drop = nn.Dropout(dropout)
         self.attention = None
         if memory_size > 0:
             self.attention = AdditiveAttention(hidden, memory_size, attn_size)
-            self.combine = nn.Linear(hidden + memory_size, hidden)  # W_c
+        if memory_size > 0 or context_size > 0:
+            self.combine = nn.Linear(hidden + memory_size + context_size, hidden)  # W_c
         self.proj = nn.Linear(hidden, emb)  # o_t to word-vector space
         self.bias = nn.Parameter(torch.zeros(vocab))
 
     def forward(self, tokens, state, memory=None, mask=None, keys=None):
         """tokens (B, T) (the previous target words), state (h, c) -> logits (B, T, V), the new
         state, attention weights (B, T, S) or None."""
-        s, state = self.rnn(self.drop(self.embed(tokens)), state)  # (B, T, H)
+        x = self.drop(self.embed(tokens))  # (B, T, E)
+        context = None
+        if self.context_size:
+            context = memory[:, :1].expand(-1, tokens.shape[1], -1)  # c at every step: (B, T, C)
+            x = torch.cat([x, context], dim=-1)
+        s, state = self.rnn(x, state)  # (B, T, H)
         weights = None
         if self.attention is not None:
             context, weights = self.attention(s, memory, mask, keys)  # (B, T, M), (B, T, S)
+        if context is not None:
             s = torch.tanh(self.combine(torch.cat([s, context], dim=-1)))  # o_t: (B, T, H)
         logits = self.proj(self.drop(s)) @ self.embed.weight.T + self.bias  # W_o = E W_p
         return logits, state, weights
@@ -121,7 +143,9 @@ class Seq2Seq(nn.Module):
     """Encoder + decoder. Without attention the encoder's final (h, c) of every layer starts the
     decoder (Sutskever et al.; the encoder is unidirectional and as deep and wide as the
     decoder); with attention the encoder is bidirectional and s_0 = tanh(W_s [h_fwd; h_bwd])
-    per layer (Bahdanau et al. start from the backward state alone)."""
+    per layer (Bahdanau et al. start from the backward state alone). `feed_thought` (without
+    attention) also gives the decoder the encoder's final top-layer state at every step (Cho et
+    al. 2014)."""
 
     def __init__(
         self,
@@ -134,13 +158,19 @@ class Seq2Seq(nn.Module):
         attn_size: int = 256,
         dropout: float = 0.2,
         reverse_source: bool = False,
+        feed_thought: bool = False,
     ):
         super().__init__()
+        if attention and feed_thought:
+            raise ValueError("feed_thought is for the model without attention")
         self.reverse_source, self.layers = reverse_source, layers
         enc_hidden = hidden // 2 if attention else hidden  # bidirectional: H/2 each way
         self.encoder = Encoder(src_vocab, emb, enc_hidden, layers, attention, dropout)
         memory = self.encoder.out_size if attention else 0
-        self.decoder = Decoder(tgt_vocab, emb, hidden, layers, dropout, memory, attn_size)
+        context = hidden if feed_thought else 0
+        self.decoder = Decoder(
+            tgt_vocab, emb, hidden, layers, dropout, memory, attn_size, context_size=context
+        )
         if attention:
             self.bridge_h = nn.Linear(2 * enc_hidden, hidden)  # W_s
             self.bridge_c = nn.Linear(2 * enc_hidden, hidden)
@@ -152,6 +182,8 @@ class Seq2Seq(nn.Module):
             src = reverse_padded(src, lengths)
         mask = torch.arange(src.shape[1], device=src.device)[None, :] < lengths[:, None]
         states, (h, c) = self.encoder(src, lengths)
+        if self.decoder.context_size:  # the final top-layer state, at every step too
+            return h[-1].unsqueeze(1), mask[:, :1], None, (h, c)
         if self.decoder.attention is None:
             return None, mask, None, (h, c)  # the final state is the only link
         b = src.shape[0]
@@ -202,8 +234,11 @@ def beam_search(
     """The best translation of each source under log p(y|x) / |y|^alpha (|y| counts the end
     token; alpha 0: no length normalisation), searching `beam` hypotheses per sentence for at
     most `max_len` tokens. A hypothesis that ends (emits `eos`) leaves the beam for the finished
-    list; the search of a sentence stops once it holds `beam` finished ones; hypotheses still
-    open at `max_len` count as finished. Beam 1 is greedy decoding. Returns the tokens (without
+    list; hypotheses still open at `max_len` count as finished. The search of a sentence stops
+    once it holds `beam` finished ones and none still open can beat the best of them: an open
+    score s can at most reach s / max_len^alpha (log-probabilities only fall), so a confident
+    model's low slots that end early cannot cut off a better hypothesis still growing. Beam 1
+    is greedy decoding. Returns the tokens (without
     the end token) and each one's attention weights (T, S) (None without attention)."""
     model.eval()
     memory, mask, keys, state = model.encode(src, lengths)
@@ -211,7 +246,8 @@ def beam_search(
     rows = torch.arange(b, device=src.device).repeat_interleave(k)  # (B*K,): each beam's source
     state = select_state(state, rows)
     if memory is not None:
-        memory, mask, keys = memory[rows], mask[rows], keys[rows]
+        memory, mask = memory[rows], mask[rows]
+        keys = None if keys is None else keys[rows]
     scores = torch.full((b, k), float("-inf"), device=src.device)
     scores[:, 0] = 0.0  # one open hypothesis per sentence to begin with
     tokens = torch.full((b * k,), bos, dtype=torch.long, device=src.device)
@@ -219,6 +255,7 @@ def beam_search(
     parents: list[torch.Tensor] = []  # per step: which hypothesis each came from (B*K,)
     attn: list[torch.Tensor] = []
     finished: list[list[tuple[float, int, int]]] = [[] for _ in range(b)]  # (score, step, slot)
+    done = [False] * b
     for t in range(max_len):
         log_probs, state, weights = model.decoder.step(tokens, state, memory, mask, keys)
         for banned_id in banned:
@@ -243,9 +280,10 @@ def beam_search(
         last = t == max_len - 1
         top_list, token_list = top.tolist(), tokens.tolist()
         for i in range(b):
-            if len(finished[i]) >= k:
+            if done[i]:
                 scores[i] = float("-inf")
                 continue
+            best_open = float("-inf")
             for j in range(k):
                 s = top_list[i][j]
                 if s == float("-inf"):
@@ -253,7 +291,13 @@ def beam_search(
                 if token_list[i * k + j] == eos or last:
                     finished[i].append((s / (t + 1) ** alpha, t, i * k + j))
                     scores[i, j] = float("-inf")
-        if all(len(f) >= k for f in finished) or bool(torch.isinf(scores).all()):
+                else:
+                    best_open = max(best_open, s)
+            if len(finished[i]) >= k:
+                if max(finished[i])[0] >= best_open / max_len**alpha:
+                    done[i] = True
+                    scores[i] = float("-inf")
+        if all(done) or bool(torch.isinf(scores).all()):
             break
     out, maps = [], []
     for i in range(b):

@@ -3,6 +3,7 @@ trained run.
 
 API (all JSON; every error is a 4xx with {"error": "one line"}):
   GET  /api/systems                      the systems table (published beside ours)
+  GET  /api/claims                       the review's claims, each with its measured verdict
   GET  /api/runs                         the runs found, with the panels that serve each
   GET  /api/curves?run=ID                a run's metrics.jsonl records
   GET  /api/figures                      the figures drawn from the runs found
@@ -108,6 +109,12 @@ def create_app(runs: Path | str = "runs", cache_size: int = 4, figures: Path | N
         from deepnets.results import systems_records
 
         return {"systems": systems_records()}
+
+    @app.get("/api/claims")
+    def claims():
+        from deepnets.claims import claims_records
+
+        return {"claims": claims_records()}
 
     @app.get("/api/runs")
     def run_list():

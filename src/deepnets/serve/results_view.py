@@ -87,6 +87,7 @@ class FigureCache:
 
 def export_static(catalog: RunCatalog, out: Path, figures: bool = True) -> Path:
     """The results part as files that open without a server: index.html reads data.js."""
+    from deepnets.claims import claims_records
     from deepnets.results import systems_records
 
     (out / "static").mkdir(parents=True, exist_ok=True)
@@ -106,6 +107,7 @@ def export_static(catalog: RunCatalog, out: Path, figures: bool = True) -> Path:
             shown.append({**choice, "src": f"figures/{file.name}", "caption": caption})
     data = {
         "systems": systems_records(),
+        "claims": claims_records(),
         "runs": [info.record() for info in runs],
         "curves": {info.id: curves(info)["records"] for info in runs},
         "figures": shown,

@@ -242,7 +242,7 @@ def _train(task, experiment, config, run, preset, resume, progress, log, ctx) ->
         )
         for i, batch in enumerate(bar):
             step = epoch * steps_per_epoch + i
-            lr = lr_at(step, total_steps, steps_per_epoch, config)
+            lr = task.lr_at(model, step, total_steps, steps_per_epoch, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with autocast(config, device):
@@ -308,6 +308,29 @@ def _train(task, experiment, config, run, preset, resume, progress, log, ctx) ->
     run.write_summary(summary)
     shown = "  ".join(f"{k} {v:.4f}" for k, v in scores.items())
     log(f"{split} {shown}  vs {experiment.published_text(preset)}")
+    return summary
+
+
+def rescore_run(path, device: str = "auto") -> dict:
+    """Score a finished run's selected weights on its test split again with the current code
+    (a fix to decoding or scoring, say) and record the new scores in its summary.json, the old
+    ones kept under `rescored`; `deepnets bench --from-runs` then makes a row of them."""
+    from deepnets.run import RunDir, git_commit, load_model
+
+    run = RunDir.open(path)
+    summary = run.read_summary()
+    experiment, config, model = load_model(run.path, device)
+    task = experiment.task
+    if not hasattr(task, "record_test"):
+        raise DeepnetsError(f"{experiment.id} is not trained by the gradient engine: no rescore")
+    dev = next(model.parameters()).device
+    data = task.load(experiment, config, dev)
+    scores = task.evaluate(model, data, task.test_split(data), config, dev, final=True)
+    previous = {"metrics": summary["metrics"], "commit": summary["commit"]}
+    summary.update(value=scores[summary["metric"]], metrics=scores)
+    summary["rescored"] = {"commit": git_commit(), "previous": previous}
+    run.write_summary(summary)
+    task.record_test(run, summary)
     return summary
 
 

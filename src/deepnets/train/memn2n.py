@@ -6,9 +6,13 @@ restarts kept by validation.
   sentences, one after each sentence with probability `noise` (the paper: "10% of empty
   memories"), which shifts the time indices the temporal encoding sees. A memory slot whose time
   index reaches the memory size falls out (the memory holds the most recent `memory_size`).
-- Linear start (LS): training starts with the attention softmaxes removed; at the first
-  validation whose loss does not fall below the best so far they are reinserted, from the next
-  training step (so the weights saved with that validation's score are the ones it scored).
+- Linear start (LS): training starts with the attention softmaxes removed, at lr `ls_lr` (the
+  paper's 0.005 on the summed cost). With `ls_epochs` N > 0 they are reinserted after exactly
+  N epochs, as the authors' released code does (MemN2N-babi-matlab: 30 epochs joint, 20 per
+  task); with `ls_epochs` 0, at the first validation whose loss does not fall below the best so
+  far (the paper's text), from the next training step (so the weights saved with that
+  validation's score are the ones it scored). Either way the lr schedule then starts over from
+  `lr` ("training recommenced"); `epochs` counts the LS epochs too.
 - Restarts: `restarts` > 1 trains that many runs from different seeds (seed * 1000 + r), each a
   complete engine run in the sub-folder restart-<r>, and keeps the one with the lowest
   validation error (ties: validation loss). The paper kept the lowest training error of 10;
@@ -16,8 +20,11 @@ restarts kept by validation.
   and a summary naming every restart's validation error; its wall time is that of all restarts.
 
 Deviations from the paper: the loss is the batch mean at lr 0.32 and clip 1.25, which for plain
-SGD is the paper's summed cost at lr 0.01 and clip 40 with batch 32; LS keeps the schedule's lr
-(the paper starts LS at 0.005).
+SGD is the paper's summed cost at lr 0.01 and clip 40 with batch 32 (LS: 0.16 = 0.005). The
+released code clips each weight matrix's gradient on its own; here the global norm is clipped.
+Its random noise leaves gaps in the time indices instead of adding empty memories, and its
+position encoding uses the longest sentence's J for every sentence; here J is each sentence's
+length, as the paper writes it.
 """
 
 from __future__ import annotations
@@ -86,6 +93,7 @@ class MemN2NTask(GradientTask):
             config.memory_size,
             config.position_encoding,
             config.temporal_encoding,
+            empty_attention=config.empty_attention,
         )
         model.linear.fill_(config.linear_start)
         return model
@@ -106,11 +114,22 @@ class MemN2NTask(GradientTask):
             stories = train.stories[idx, :rows]  # (B, R, L); with noise R more empty slots
             yield stories, times, mask, train.queries[idx], train.answers[idx]
 
+    def lr_at(self, model, step: int, total_steps: int, steps_per_epoch: int, config) -> float:
+        """`ls_lr` while linear start lasts; after it, the config's schedule from `lr`, started
+        over at the step LS ended (the paper: "training recommenced"). LS ends at the step after
+        the validation that asked for it (`ls_epochs` 0), or after `ls_epochs` epochs."""
+        if bool(model.linear):
+            fixed = config.ls_epochs > 0 and step >= config.ls_epochs * steps_per_epoch
+            if bool(model.reinsert) or fixed:  # the softmaxes come back from this step
+                model.linear.fill_(False)
+                model.reinsert.fill_(False)
+                model.ls_end.fill_(step)
+            else:
+                return config.ls_lr
+        start = int(model.ls_end)
+        return engine.lr_at(step - start, total_steps - start, steps_per_epoch, config)
+
     def loss(self, step: engine.Step, batch, carry) -> tuple[torch.Tensor, None]:
-        model = step.model
-        if bool(model.reinsert):  # linear start ends: the softmaxes come back from this step
-            model.linear.fill_(False)
-            model.reinsert.fill_(False)
         stories, times, mask, queries, answers = (t.to(step.device) for t in batch)
         logits = step.net(stories, times, mask, queries)  # (B, V)
         return F.cross_entropy(logits, answers), None
@@ -137,7 +156,7 @@ class MemN2NTask(GradientTask):
             wrong.index_add_(0, tasks, miss)
             seen.index_add_(0, tasks, torch.ones_like(miss))
         loss = total_loss / max(1, len(part))
-        if split == self.val_split and not final and bool(model.linear):
+        if split == self.val_split and not final and bool(model.linear) and not config.ls_epochs:
             if loss >= float(model.ls_best):  # validation loss stopped falling: reinsert softmax
                 model.reinsert.fill_(True)
             else:

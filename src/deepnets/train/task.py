@@ -55,6 +55,10 @@ class GradientTask:
     def evaluate_run(self, run: RunDir, device: str = "auto", split: str = "test") -> dict:
         return engine.evaluate_run(run, device, split)
 
+    def record_test(self, run: RunDir, summary: dict) -> None:
+        """After the final test (training or `deepnets eval --rescore`): anything a task keeps
+        beside the summary (by default nothing more)."""
+
     # --- what the engine asks ---------------------------------------------------------------
 
     def load(self, experiment, config, device: torch.device) -> Any:
@@ -86,6 +90,14 @@ class GradientTask:
     def batches(self, data: Any, config, generator: torch.Generator, ctx: Context) -> Iterator[Any]:
         """This rank's batches of one epoch, in an order drawn from `generator`."""
         raise NotImplementedError
+
+    def lr_at(
+        self, model: nn.Module, step: int, total_steps: int, steps_per_epoch: int, config
+    ) -> float:
+        """The learning rate of a training step (called just before its `loss`); by default
+        the config's schedule (`engine.lr_at`). A task whose rate depends on the model's state
+        keeps that state in the model's buffers, so that a resume restores it."""
+        return engine.lr_at(step, total_steps, steps_per_epoch, config)
 
     def loss(self, step: engine.Step, batch: Any, carry: Any) -> tuple[torch.Tensor, Any]:
         """The mean loss of a batch, and what the next batch of the epoch carries (or None)."""

@@ -198,14 +198,19 @@ class Translate(GradientTask):
     def train(self, experiment, config, run, preset="custom", resume=False, progress=True,
               log=engine.print_line):  # fmt: skip
         summary = engine.train(self, experiment, config, run, preset, resume, progress, log)
-        if summary is not None:  # rank 0: record how sacrebleu scored
-            _, _, bleu_sig, chrf_sig = bleu_chrf(["a"], ["a"])
-            summary["sacrebleu"] = {"bleu": bleu_sig, "chrf": chrf_sig}
-            run.write_summary(summary)
-            translations = getattr(self, "final_translations", None)
-            if translations is not None:  # the beam-search output the test BLEU scored
-                run.write_text(TRANSLATIONS, "\n".join(translations) + "\n")
+        if summary is not None:  # rank 0
+            self.record_test(run, summary)
         return summary
+
+    def record_test(self, run, summary: dict) -> None:
+        """Write how sacrebleu scored into the summary, and the beam-search output the test
+        BLEU scored into the run folder."""
+        _, _, bleu_sig, chrf_sig = bleu_chrf(["a"], ["a"])
+        summary["sacrebleu"] = {"bleu": bleu_sig, "chrf": chrf_sig}
+        run.write_summary(summary)
+        translations = getattr(self, "final_translations", None)
+        if translations is not None:
+            run.write_text(TRANSLATIONS, "\n".join(translations) + "\n")
 
 
 # --- using a trained run -----------------------------------------------------------------------

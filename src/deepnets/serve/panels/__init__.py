@@ -36,7 +36,16 @@ class Panel:
 
 
 def _panels() -> tuple[Panel, ...]:
-    from deepnets.serve.panels import algorithmic, digits, language, memory, photo, speech, words
+    from deepnets.serve.panels import (
+        algorithmic,
+        digits,
+        language,
+        memory,
+        photo,
+        speech,
+        translation,
+        words,
+    )
 
     return (
         digits.PANEL,
@@ -44,6 +53,7 @@ def _panels() -> tuple[Panel, ...]:
         language.PANEL,
         words.PANEL,
         speech.PANEL,
+        translation.PANEL,
         memory.PANEL,
         algorithmic.PANEL,
     )

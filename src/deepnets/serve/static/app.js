@@ -106,6 +106,14 @@ function fillSystems(systems) {
     el("td", {text: s.device ?? ""}), el("td", {}, el("code", {text: s.command})))));
 }
 
+function fillClaims(claims) {
+  const body = document.querySelector("#claims tbody");
+  body.replaceChildren(...claims.map(c => el("tr", {"data-claim": c.number},
+    el("td", {text: c.number}), el("td", {text: `${c.claim} (${c.reference})`}),
+    el("td", {text: c.experiment}), el("td", {text: c.numbers || "-"}),
+    el("td", {}, el("strong", {text: c.verdict}), ` ${c.reason}`))));
+}
+
 function drawChart(title, points) {
   const w = 360, h = 200, pad = 36;
   const canvas = el("canvas", {width: w, height: h});
@@ -162,6 +170,7 @@ async function addFigure(choice) {
 async function loadResults() {
   const systems = EXPORTED ? EXPORTED.systems : (await api.json("api/systems")).systems;
   fillSystems(systems);
+  fillClaims(EXPORTED ? EXPORTED.claims : (await api.json("api/claims")).claims);
   const runs = EXPORTED ? EXPORTED.runs : (await api.json("api/runs")).runs;
   const select = document.getElementById("curve-run");
   select.replaceChildren(...runs.map(r => el("option", {value: r.id, text: r.id})));

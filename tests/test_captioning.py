@@ -1,0 +1,344 @@
+"""caption-digits and caption-flickr8k: the captioner's shapes and exact parameter count, attention
+that sums to 1 over the grid, gradients, the doubly stochastic regulariser by hand, beam search
+against exhaustive search, CIDEr-D against pycocoevalcap, BLEU over several references, the digit
+scenes' invariants (test scenes only from MNIST test digits), the Flickr8k loader's messages, the
+tiny preset through the CLI, and `caption` on bad input."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import needs_mnist, run_cli, shared_data
+
+from deepnets import DeepnetsError, cli
+from deepnets.data import caption_digits as cd
+from deepnets.models.captioner import Captioner, attention_penalty
+from deepnets.models.seq2seq import beam_search
+from deepnets.train.caption import BOS, EOS, PAD, UNK, bleu_scores, cider_d, peak_in_box
+
+
+def lstm_params(inp: int, hidden: int) -> int:
+    return 4 * hidden * (inp + hidden) + 8 * hidden
+
+
+def conv_params(channels, in_ch):
+    total, prev = 0, in_ch
+    for width in channels:
+        total += prev * width * 9 + 2 * width  # conv (no bias) + batch norm
+        prev = width
+    return total
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_shapes_exact_parameter_count_and_attention_sums_to_one(attention):
+    vocab, channels, emb, hid, attn = 20, (4, 6, 8), 5, 7, 3
+    model = Captioner(vocab, 1, channels, emb, hid, attention, attn, 0.0)
+    images, tgt = torch.randn(2, 1, 24, 32), torch.randint(4, vocab, (2, 6))
+    logits, weights = model(images, tgt)
+    assert logits.shape == (2, 6, vocab)
+    assert model.grid_shape(24, 32) == (6, 8)
+    decoder = vocab * emb + lstm_params(emb, hid) + hid * emb + emb + vocab
+    d = channels[-1]
+    if attention:
+        assert weights.shape == (2, 6, 48)  # one weight per grid cell
+        assert torch.allclose(weights.sum(-1), torch.ones(2, 6), atol=1e-6)
+        assert (weights >= 0).all()
+        extra = hid * attn + d * attn + attn + attn + (hid + d) * hid + hid  # W U v W_c
+        extra += 2 * (d * hid + hid)  # init_h, init_c
+    else:
+        assert weights is None
+        extra = 16 * d * emb + emb  # W_I over the 4x4-pooled map
+    expected = conv_params(channels, 1) + decoder + extra
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_one_backward_gives_every_parameter_a_finite_gradient(attention):
+    torch.manual_seed(0)
+    model = Captioner(15, 3, (4, 8), 6, 8, attention, 5, 0.1)
+    tgt = torch.randint(4, 15, (3, 5))
+    logits, weights = model(torch.randn(3, 3, 16, 16), tgt)
+    loss = logits.logsumexp(-1).sum()
+    if attention:
+        loss = loss + attention_penalty(weights, tgt)
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0 or name.endswith("embed.weight"), name
+
+
+def test_doubly_stochastic_penalty_by_hand():
+    weights = torch.tensor([[[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.2, 0.3, 0.5]]])  # (1, 3, 3)
+    target = torch.tensor([[5, 6, PAD]])  # the third step is padding
+    # coverage = (0.5, 1.5, 0.0): (1-0.5)^2 + (1-1.5)^2 + (1-0)^2 = 1.5
+    assert attention_penalty(weights, target).item() == pytest.approx(1.5)
+
+
+def _log_prob(model, image, tokens):
+    logits, _ = model(image, torch.tensor([[BOS] + tokens[:-1]]))
+    logp = torch.log_softmax(logits[0], -1)
+    return float(sum(logp[t, tok] for t, tok in enumerate(tokens)))
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_beam_search_equals_exhaustive_search_on_a_tiny_vocabulary(attention):
+    torch.manual_seed(4)
+    model = Captioner(7, 1, (3, 4), 5, 6, attention, 4, 0.0).eval()
+    image = torch.randn(1, 1, 8, 8)
+    lengths = torch.tensor([16])  # the 4x4 grid
+    words, max_len, alpha = [4, 5, 6], 4, 0.7
+    candidates = [
+        list(p) + [EOS] for n in range(max_len) for p in itertools.product(words, repeat=n)
+    ]
+    candidates += [list(p) for p in itertools.product(words, repeat=max_len)]
+    with torch.no_grad():
+        best = max((_log_prob(model, image, c) / len(c) ** alpha, c) for c in candidates)[1]
+    best = best[:-1] if best[-1] == EOS else best
+    found, maps = beam_search(model, image, lengths, BOS, EOS, 3**max_len, max_len, alpha,
+                              (PAD, UNK, BOS))  # fmt: skip
+    assert found[0] == best
+    if attention:
+        assert torch.allclose(maps[0].sum(-1), torch.ones(len(maps[0])), atol=1e-5)
+
+
+# --- scores ------------------------------------------------------------------------------------
+
+HYPS = ["a dog runs on the grass", "two men play football", "a girl in a red dress"]
+REFS = [
+    ["a dog is running on grass", "the brown dog runs across the grass", "a dog outside"],
+    ["two men are playing soccer", "men play football in a field", "two people play a game"],
+    ["a little girl wearing a red dress", "a child in red", "a girl stands in a red dress"],
+]
+
+
+def test_cider_d_equals_pycocoevalcap():
+    pytest.importorskip("pycocoevalcap")
+    from pycocoevalcap.cider.cider import Cider
+
+    reference, _ = Cider().compute_score(
+        {i: r for i, r in enumerate(REFS)}, {i: [h] for i, h in enumerate(HYPS)}
+    )
+    ours = cider_d(HYPS, REFS)
+    assert ours == pytest.approx(float(reference), rel=1e-9)
+    assert ours > 0.3
+
+
+def test_cider_d_by_hand_properties():
+    # every n-gram is in every image's references: idf 0, score 0 (as coco-caption gives)
+    assert cider_d(["a b"], [["a b"]]) == 0.0
+    perfect = cider_d([r[0] for r in REFS], REFS)
+    assert perfect > cider_d(HYPS, REFS) > cider_d(["x y z"] * 3, REFS) == 0.0
+
+
+def test_bleu_uses_every_reference():
+    scores = bleu_scores([r[1] for r in REFS], REFS)
+    assert scores["bleu4"] == pytest.approx(100.0)
+    assert bleu_scores(HYPS, [[r[0]] for r in REFS])["bleu1"] < bleu_scores(HYPS, REFS)["bleu1"]
+    # fewer references for one image: its first is repeated, the score is unchanged
+    short = [REFS[0][:1], REFS[1], REFS[2]]
+    assert bleu_scores(HYPS, short) == bleu_scores(HYPS, [[REFS[0][0]] * 3, REFS[1], REFS[2]])
+
+
+def test_peak_in_box_counts_the_named_digits():
+    ids = cd.DIGIT_IDS
+    tokens = [4, ids[7], 5, 6, 4, ids[2]]  # "a 7 left of a 2"
+    weights = torch.zeros(6, 4)  # a 2x2 grid over a 64x64 image
+    weights[1, 0] = 1.0  # "7" looks top-left: centre (16, 16)
+    weights[5, 3] = 1.0  # "2" looks bottom-right: centre (48, 48)
+    boxes = torch.tensor([[5, 5, 25, 25], [40, 40, 60, 60]])
+    assert peak_in_box(tokens, weights, (2, 2), (64, 64), boxes, torch.tensor([7, 2]), ids) == (
+        2,
+        2,
+    )
+    weights[5] = torch.tensor([1.0, 0, 0, 0])  # "2" looks at the 7
+    assert peak_in_box(tokens, weights, (2, 2), (64, 64), boxes, torch.tensor([7, 2]), ids) == (
+        1,
+        2,
+    )
+    # a wrong digit named at a place is a miss
+    assert peak_in_box(tokens, weights, (2, 2), (64, 64), boxes, torch.tensor([1, 2]), ids)[0] == 0
+
+
+# --- the digit scenes --------------------------------------------------------------------------
+
+
+def test_captions_name_digits_and_places():
+    assert cd.caption_words([0, 1], [7, 2]) == "a 7 left of a 2".split()
+    assert cd.caption_words([0, 2], [7, 2]) == "a 7 above a 2".split()
+    assert cd.caption_words([0, 1, 3], [7, 2, 5]) == "a 7 left of a 2 above a 5".split()
+    assert cd.caption_words([2, 3], [1, 1]) == "a 1 left of a 1".split()
+    with pytest.raises(DeepnetsError, match="at least 64"):
+        cd.make_scenes(np.zeros((3, 28, 28), np.uint8), np.zeros(3, np.int64), 1, 48, 0)
+
+
+@needs_mnist
+def test_scenes_are_deterministic_and_test_scenes_come_from_test_digits():
+    scenes = cd.load_caption_digits(train=200, val=50, test=200, size=64, seed=0)
+    again = cd.load_caption_digits(train=200, val=50, test=200, size=64, seed=0)
+    assert torch.equal(scenes["test"].images, again["test"].images)
+    mnist = cd.mnist_digits()
+    for split, (digits, labels, offset) in mnist.items():
+        s = scenes[split]
+        real = s.sources >= 0
+        n = real.sum(1)
+        assert ((n >= 2) & (n <= 4)).all()
+        assert (s.sources[real] >= offset).all() and (s.sources[real] < offset + len(digits)).all()
+        for i in range(len(s)):
+            words = s.caption(i).split()
+            named = [int(w) for w in words if w.isdigit()]
+            assert named == s.labels[i][s.labels[i] >= 0].tolist()
+            for j in range(int(n[i])):
+                patch = digits[int(s.sources[i, j]) - offset]
+                assert labels[int(s.sources[i, j]) - offset] == s.labels[i, j]
+                rows, cols = np.nonzero(patch > 0)
+                top = int(s.boxes[i, j, 0]) - rows.min()
+                left = int(s.boxes[i, j, 1]) - cols.min()
+                region = s.images[i, 0, top : top + 28, left : left + 28].numpy()
+                assert np.array_equal(region, patch)  # this very MNIST digit, from this split
+    # test scenes hold no training digit: their sources index the test file, not the train one
+    assert scenes["test"].sources.max() < 10000
+
+
+# --- Flickr8k ----------------------------------------------------------------------------------
+
+
+def test_flickr8k_without_files_says_what_to_put_where(tmp_path, monkeypatch):
+    from deepnets.data import flickr8k
+
+    monkeypatch.setenv("DEEPNETS_DATA", str(tmp_path))
+    flickr8k.captions_and_splits.cache_clear()
+    with pytest.raises(DeepnetsError, match="Flickr8k_text.zip") as err:
+        flickr8k.load_flickr8k.__wrapped__(32)
+    assert str(tmp_path / "flickr8k" / "Flickr8k_text") in str(err.value)
+    root = shared_data("flickr8k", [f"Flickr8k_text/{n}" for n in flickr8k.TEXT_FILES])
+    if root is None:
+        return
+    text = tmp_path / "flickr8k" / "Flickr8k_text"
+    text.mkdir(parents=True)
+    for name in flickr8k.TEXT_FILES:
+        (text / name).write_bytes((root / "flickr8k" / "Flickr8k_text" / name).read_bytes())
+    flickr8k.captions_and_splits.cache_clear()
+    with pytest.raises(DeepnetsError, match="Flickr8k_Dataset_224.tar") as err:
+        flickr8k.load_flickr8k.__wrapped__(32)
+    assert "Flickr8k_Dataset.zip" in str(err.value)
+    captions, splits = flickr8k.captions_and_splits()
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [6000, 1000, 1000]
+    assert all(len(captions[n]) == 5 for s in splits.values() for n in s)
+    (text / "Flickr_8k.testImages.txt").write_text("tampered\n")
+    flickr8k.captions_and_splits.cache_clear()
+    with pytest.raises(DeepnetsError, match="corrupt"):
+        flickr8k.captions_and_splits()
+    flickr8k.captions_and_splits.cache_clear()
+
+
+# --- the CLI -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    if shared_data() is None:
+        pytest.skip("set DEEPNETS_DATA to a folder holding mnist/")
+    run_dir = tmp_path_factory.mktemp("cap") / "tiny"
+    done = run_cli("run", "caption-digits", "--preset", "tiny", "--run-dir", str(run_dir),
+                   "--quiet", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["metric"] == "exact" and 0 <= summary["value"] <= 1
+    assert set(summary["metrics"]) >= {"bleu4", "cider", "exact", "peak_in_box", "loss"}
+    assert "nrefs:1" in summary["scorers"]["bleu"]
+    assert len((run_dir / "captions-test.txt").read_text().splitlines()) == 20
+    return run_dir
+
+
+def _pictures(folder):
+    from PIL import Image
+
+    paths = {}
+    paths["one-pixel"] = folder / "one.png"
+    Image.new("L", (1, 1)).save(paths["one-pixel"])
+    paths["grey"] = folder / "grey.png"
+    Image.fromarray((np.arange(60 * 50).reshape(50, 60) % 255).astype(np.uint8)).save(paths["grey"])
+    paths["16-bit"] = folder / "deep.png"
+    Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 15).astype(np.uint16)).save(
+        paths["16-bit"]
+    )
+    paths["rgba"] = folder / "rgba.png"
+    Image.new("RGBA", (30, 20), (200, 10, 10, 100)).save(paths["rgba"])
+    return paths
+
+
+def test_caption_on_odd_images_gives_a_caption(tiny_run, tmp_path, capsys):
+    for kind, path in _pictures(tmp_path).items():
+        out = tmp_path / f"{kind}-attention.png"
+        rc = cli.main(["caption", str(tiny_run), str(path), "--beam", "2", "--attention", str(out)])
+        captured = capsys.readouterr()
+        assert rc == 0, (kind, captured.err)
+        words = captured.out.strip().split()
+        assert 1 <= len(words) <= 12 and set(words) <= set(cd.WORDS), kind
+        assert out.is_file() and out.stat().st_size > 1000, kind
+
+
+def test_caption_on_bad_input_is_one_clear_message(tiny_run, tmp_path, capsys):
+    from PIL import Image
+
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    huge = tmp_path / "huge.png"
+    Image.new("L", (10000, 10000)).save(huge)
+    cases = {
+        text: "not an image",
+        huge: "10000x10000 pixels; at most 4096",
+        tmp_path / "missing.png": "cannot read",
+    }
+    for path, message in cases.items():
+        rc = cli.main(["caption", str(tiny_run), str(path)])
+        captured = capsys.readouterr()
+        assert rc == 2 and message in captured.err, (path, captured.err)
+        assert "Traceback" not in captured.err and captured.out == ""
+    rc = cli.main(["caption", str(tiny_run), str(huge), "--beam", "0"])
+    assert rc == 2 and "--beam must be at least 1" in capsys.readouterr().err
+
+
+def test_fig3_draws_a_map_per_word(tiny_run, tmp_path):
+    out = tmp_path / "fig3.png"
+    assert cli.main(["figure", "fig3", str(tiny_run), "--out", str(out)]) == 0
+    from PIL import Image
+
+    with Image.open(out) as image:
+        assert image.size[0] > 1000  # the input and one map per word, side by side
+
+
+@needs_mnist
+def test_resume_is_bit_identical(tmp_path, monkeypatch):
+    import dataclasses
+
+    from deepnets.experiments.captioning import CAPTION_DIGITS
+    from deepnets.run import RunDir
+    from deepnets.train import train_and_evaluate
+    from deepnets.train.checkpoint import load_checkpoint
+
+    quiet = dict(progress=False, log=lambda s: None)
+    config = dataclasses.replace(
+        CAPTION_DIGITS.preset("tiny"), epochs=2, train_scenes=128, test_scenes=8, val_scenes=8
+    )
+    train_and_evaluate(CAPTION_DIGITS, config, tmp_path / "straight", **quiet)
+    original = RunDir.save_checkpoint
+
+    def save_then_stop(self, *args):
+        original(self, *args)
+        raise KeyboardInterrupt  # killed right after the first checkpoint
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(CAPTION_DIGITS, config, tmp_path / "killed", **quiet)
+    monkeypatch.setattr(RunDir, "save_checkpoint", original)
+    summary = train_and_evaluate(CAPTION_DIGITS, config, tmp_path / "killed", resume=True, **quiet)
+    a, b = load_checkpoint(tmp_path / "straight")[0], load_checkpoint(tmp_path / "killed")[0]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    straight = json.loads((tmp_path / "straight" / "summary.json").read_text())
+    assert summary["metrics"] == straight["metrics"]
