@@ -131,7 +131,7 @@ def test_shapes_and_exact_parameter_counts():
     # W_g 432x128, W_l 2x128, W_hg and W_hl 128x256, W_gh and W_hh 256x256, loc, baseline, out
     expected = (432 + 1) * 128 + 3 * 128 + 2 * (129 * 256) + 2 * (257 * 256) + 257 * 2 + 257
     assert sum(p.numel() for p in ram.parameters()) == expected + 257 * 10 == 256_781
-    conv = CONVNET_CLUTTERED.build_model(CONVNET_CLUTTERED.preset("cluttered"))
+    conv = CONVNET_CLUTTERED.build_model(CONVNET_CLUTTERED.preset("small"))
     # 8 10x10 filters, 11x11 maps of stride 5 on 60x60, 256 hidden, 10 out: sizes alike
     assert sum(p.numel() for p in conv.parameters()) == 808 + (968 + 1) * 256 + 257 * 10
     out = ram(torch.rand(5, 1, 60, 60))

@@ -280,6 +280,8 @@ def answer(config, vocab, model, story: list[str], question: str) -> dict:
         "probability": float(probs[best]),
         "sentences": [" ".join(s) for s in sentences],
         "attention": attention[0, :, : len(sentences)].cpu().tolist(),  # (K, n)
+        # with empty_attention the unused slots share each hop's softmax: the rest, (K,)
+        "unused": (1 - attention[0, :, : len(sentences)].sum(-1)).clamp(min=0).cpu().tolist(),
     }
 
 

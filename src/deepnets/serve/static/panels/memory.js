@@ -20,7 +20,9 @@ John moved to the office.</textarea><br>
       const head = `<tr><th>sentence</th>${out.attention.map((_, k) => `<th>hop ${k + 1}</th>`).join("")}</tr>`;
       const rows = out.sentences.map((s, i) => `<tr><td>${s.replace(/</g, "&lt;")}</td>${out.attention.map(hop =>
         `<td style="background:rgba(31,95,159,${hop[i].toFixed(3)})">${hop[i].toFixed(2)}</td>`).join("")}</tr>`);
-      q(".hops").innerHTML = head + rows.join("");
+      const unused = `<tr><td><em>(unused memory slots)</em></td>${out.unused.map(w =>
+        `<td style="background:rgba(31,95,159,${w.toFixed(3)})">${w.toFixed(2)}</td>`).join("")}</tr>`;
+      q(".hops").innerHTML = head + rows.join("") + unused;
     } catch (err) { q(".memory-answer").textContent = ""; q(".hops").textContent = err.message; }
   };
 };
