@@ -111,6 +111,7 @@ SERVED_RUNS = (  # (experiment, preset, overrides): a few seconds each on 2 core
     ("ntm-copy", "tiny", ()),
     ("memn2n-babi", "tiny", ()),
     ("attention-multi30k", "tiny", ()),
+    ("caption-digits", "tiny", ()),
 )
 
 
@@ -130,6 +131,7 @@ def served_runs(tmp_path_factory) -> Path:
         "ntm-copy": True,
         "memn2n-babi": shared_data("babi", ["SHA256SUMS"]),
         "attention-multi30k": shared_data("multi30k", ["task1/raw/test_2016_flickr.de.gz"]),
+        "caption-digits": shared_data(),
     }
     for experiment_id, preset, overrides in SERVED_RUNS:
         if not have[experiment_id]:

@@ -24,6 +24,7 @@ TDNN = "tdnn-fsdd/20261127-000000-tiny-s0"
 NTM = "ntm-copy/20261127-000000-tiny-s0"
 MEMN2N = "memn2n-babi/20261127-000000-tiny-s0"
 ATTENTION = "attention-multi30k/20261127-000000-tiny-s0"
+CAPTION = "caption-digits/20261127-000000-tiny-s0"
 DIGITS = ("convnet-digits/20261127-000000-tiny-s0", "convnet-digits/20261127-000000-tiny-s1")
 
 
@@ -171,6 +172,26 @@ def test_a_translation_comes_with_its_attention_matrix(client, served_runs):
     ):
         refused = client.post(f"/api/panel/translation/translate?run={ATTENTION}", json=bad)
         assert 400 <= refused.status_code < 500 and message in refused.json()["error"]
+
+
+def test_an_uploaded_scene_is_captioned_with_a_map_per_word(client, served_runs):
+    need(served_runs, CAPTION)
+    url = f"/api/panel/caption/caption?run={CAPTION}"
+    out = client.post(url, files={"file": ("seven.png", drawn_seven(64))}, data={"beam": "2"})
+    assert out.status_code == 200, out.text
+    out = out.json()
+    assert isinstance(out["caption"], str) and len(out["attention"]) == len(out["words"])
+    for grid in out["attention"]:  # each word's weights over the feature grid sum to 1
+        assert sum(map(sum, grid)) == pytest.approx(1, abs=1e-4)
+    assert len(out["image"]) == 1 and len(out["image"][0]) == 64  # grey, as the model saw it
+    for body, status, message in (
+        (b"not an image", 400, "not an image"),
+        (huge_image(), 413, "at most 4096"),
+    ):
+        refused = client.post(url, files={"file": ("x.png", body)})
+        assert refused.status_code == status and message in refused.json()["error"]
+    refused = client.post(url, files={"file": ("s.png", drawn_seven(64))}, data={"beam": "0"})
+    assert refused.status_code == 400 and "beam must be in" in refused.json()["error"]
 
 
 def not_audio() -> bytes:

@@ -24,6 +24,7 @@ if CHROMIUM is None and os.environ.get("DEEPNETS_REQUIRE_BROWSER") != "1":
 
 LENET = "lenet5-mnist/20261127-000000-fast-s0"
 LSTM = "lstm-ptb/20261127-000000-tiny-s0"
+CAPTION = "caption-digits/20261127-000000-tiny-s0"
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,25 @@ def test_a_prompt_gets_a_continuation(page, live_server, served_runs):
     assert text.startswith("the market") and len(text.split()) >= 2 + 6
     assert page.locator("#panel-language .next div").count() == 10
     screenshot(page, "try-language")
+
+
+def test_an_uploaded_scene_gets_a_caption_and_a_map_per_word(
+    page, live_server, served_runs, tmp_path
+):
+    if not (served_runs / CAPTION).is_dir():
+        pytest.skip("needs MNIST")
+    from test_serve import drawn_seven
+
+    picture = tmp_path / "seven.png"
+    picture.write_bytes(drawn_seven(64))
+    open_run(page, live_server, CAPTION)
+    page.set_input_files("#panel-caption .picture", str(picture))
+    page.wait_for_selector("#panel-caption .caption-maps figure canvas")
+    words = page.locator("#panel-caption .caption-maps figcaption").all_inner_texts()
+    assert words and " ".join(w for w in words if w != "</s>") == page.inner_text(
+        "#panel-caption .caption-out"
+    ).replace("(empty caption)", "")
+    screenshot(page, "try-caption")
 
 
 def listed_experiments() -> set[str]:

@@ -309,17 +309,21 @@ def load_trained(run_dir: str | Path, device: str = "cpu"):
 
 
 def read_picture(path, channels: int, size: int) -> torch.Tensor:
-    """An image file as uint8 (1, channels, size, size): bounded as the web page bounds an
-    upload (at most 4096 pixels a side, read before any pixel is decoded), any mode (palette,
-    grey, 16-bit, alpha) converted, resized without keeping the aspect ratio."""
+    """An image file (a path, or an upload's file object) as uint8 (1, channels, size, size):
+    bounded as the web page bounds an upload (at most 4096 pixels a side, read before any pixel
+    is decoded), any mode (palette, grey, 16-bit, alpha) converted, resized without keeping the
+    aspect ratio."""
     import numpy as np
     from PIL import Image
 
     from deepnets.serve.inputs import Inputs
 
     try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        if hasattr(path, "read"):  # an upload already in memory
+            data = path.read(MAX_FILE_BYTES + 1)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         raise DeepnetsError(f"cannot read {path}: {err.strerror or err}") from None
     if len(data) > MAX_FILE_BYTES:

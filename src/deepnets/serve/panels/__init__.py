@@ -38,6 +38,7 @@ class Panel:
 def _panels() -> tuple[Panel, ...]:
     from deepnets.serve.panels import (
         algorithmic,
+        caption,
         digits,
         language,
         memory,
@@ -54,6 +55,7 @@ def _panels() -> tuple[Panel, ...]:
         words.PANEL,
         speech.PANEL,
         translation.PANEL,
+        caption.PANEL,
         memory.PANEL,
         algorithmic.PANEL,
     )

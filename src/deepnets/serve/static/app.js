@@ -37,9 +37,10 @@ const api = {
                                 body: JSON.stringify(payload)});
     return (await checked(r)).json();
   },
-  async upload(url, blob, name = "upload") {
+  async upload(url, blob, name = "upload", fields = {}) {
     const form = new FormData();
     form.append("file", blob, name);
+    for (const [k, v] of Object.entries(fields)) form.append(k, v);
     return (await checked(await fetch(url, {method: "POST", body: form}))).json();
   },
   // POST JSON, then call onItem for each line of the newline-delimited JSON reply as it comes.
