@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from deepnets import DeepnetsError
+from deepnets.figures.output import save_figure
 
 FUNCTION_WORDS = frozenset(
     "a an the is are in on of with and at to its his her their while by for from into near "
@@ -93,14 +94,7 @@ def draw_fig3(run_dir: str | None = None, out: str | None = None, count: int = 4
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     path = Path(out) if out else Path("figures") / "fig3.png"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=90)
-    except (OSError, ValueError) as err:
-        raise DeepnetsError(f"cannot write {path}: {err}") from None
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def _wrap(text: str, width: int = 34) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from deepnets import DeepnetsError
+from deepnets.figures.output import save_figure
 
 EXAMPLES = 8  # test images drawn
 
@@ -81,7 +82,4 @@ def draw_glimpses(run_dir: str | None = None, out: str | None = None) -> Path:
         fontsize=10,
     )
     path = Path(out) if out else Path("figures") / "fig-glimpses.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepnets import DeepnetsError
+from deepnets.figures.output import save_figure
 
 
 def pick_question(data: dict, tasks: tuple[int, ...], index: int = 0):
@@ -70,7 +71,4 @@ def draw_memn2n_hops(run_dir: str | None = None, out: str | None = None, questio
         fontsize=9,
     )
     path = Path(out) if out else Path("figures") / "fig-memn2n-hops.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)

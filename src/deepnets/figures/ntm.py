@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from deepnets import DeepnetsError
+from deepnets.figures.output import save_figure
 
 COPY_LENGTH = 20  # the copy example drawn: the longest training length
 EXAMPLE_SEED = 7  # which random example
@@ -108,10 +109,7 @@ def _draw(run_dir: str | None, out: str | None, task: str) -> Path:
     )
     fig.tight_layout()
     path = Path(out) if out else Path("figures") / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def draw_ntm_copy(run_dir: str | None = None, out: str | None = None) -> Path:

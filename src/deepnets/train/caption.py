@@ -400,12 +400,6 @@ def draw_attention(result: dict, out: str | Path, columns: int = 6, underline: i
                   interpolation="bilinear")  # fmt: skip
         ax.set_title(word, fontsize=10, fontweight="bold" if t == underline else "normal")
     fig.tight_layout()
-    out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=80)
-    except (OSError, ValueError) as err:
-        raise DeepnetsError(f"cannot write {out}: {err}") from None
-    finally:
-        plt.close(fig)
-    return out
+    from deepnets.figures.output import save_figure
+
+    return save_figure(fig, out, dpi=80)

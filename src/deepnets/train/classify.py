@@ -71,6 +71,10 @@ class Classify(GradientTask):
         logits = step.net(_images(x, step.config))
         return batch_loss(step.model, logits.float(), y, step.config), None
 
+    def logits(self, model: nn.Module, x: torch.Tensor, config) -> torch.Tensor:
+        """The class scores a model gives a batch when it is evaluated."""
+        return model(_images(x, config))
+
     @torch.no_grad()
     def evaluate(self, model, data, split, config, device, final=False) -> dict[str, float]:
         """Mean loss and accuracy on (x, y)."""
@@ -81,7 +85,7 @@ class Classify(GradientTask):
             x = x_all[start : start + config.eval_batch_size].to(device)
             y = y_all[start : start + config.eval_batch_size].to(device)
             with autocast(config, device):
-                logits = model(_images(x, config))
+                logits = self.logits(model, x, config)
             loss_sum += float(batch_loss(model, logits.float(), y, config)) * len(y)
             correct += int((logits.argmax(1) == y).sum())
         n = max(1, len(y_all))

@@ -276,12 +276,6 @@ def draw_attention(result: dict, out: str | Path) -> Path:
     ax.set_xlabel("source")
     ax.set_ylabel("translation")
     fig.tight_layout()
-    out = Path(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100)
-    except (OSError, ValueError) as err:
-        raise DeepnetsError(f"cannot write {out}: {err}") from None
-    finally:
-        plt.close(fig)
-    return out
+    from deepnets.figures.output import save_figure
+
+    return save_figure(fig, out, dpi=100)
