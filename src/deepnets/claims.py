@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deepnets.results import latest_rows, project_root
+from deepnets.results import latest_rows, parse_secondary, project_root
 
 HOLDS, PARTLY, FAILS, UNMEASURED = "holds", "partly", "does not hold", "not measured"
 Rows = dict[tuple[str, str], dict]
@@ -170,13 +170,258 @@ def judge_attention_lengths(rows: Rows, root: Path) -> Finding:
     return Finding(numbers, FAILS, "the lead does not grow with source length")
 
 
-def not_built(what: str) -> Callable[[Rows, Path], Finding]:
-    """The judge of a claim whose experiment this project has not built yet."""
+def secondary(rows: Rows, experiment: str, preset: str, name: str) -> Measure | None:
+    """One of a row's other metrics (train_loss, steps_to_error, ...) as a Measure; NaN (a
+    target never reached) stays NaN."""
+    row = rows.get((experiment, preset))
+    if row is None:
+        return None
+    found = parse_secondary(row).get(name)
+    if found is None:
+        return None
+    return Measure(found["mean"], found["std"], int(row["seeds"]))
 
-    def judge(rows: Rows, root: Path) -> Finding:
-        return Finding("", UNMEASURED, f"{what} is not built yet")
 
-    return judge
+def never_reached_last(m: Measure) -> Measure:
+    """Steps to a target with NaN (never reached within the run) counted as infinitely many."""
+    return Measure(math.inf, 0.0, m.seeds) if math.isnan(m.mean) else m
+
+
+def _steps_text(m: Measure) -> str:
+    return "never" if math.isnan(m.mean) else m.text(digits=0)
+
+
+def judge_relu(rows: Rows, root: Path) -> Finding:
+    units = ("relu", "tanh", "logistic")
+    found = {}
+    for unit in units:
+        preset = f"deep-{unit}"
+        test = measure(rows, "mlp-mnist", preset)
+        to_loss = secondary(rows, "mlp-mnist", preset, "steps_to_loss")
+        to_error = secondary(rows, "mlp-mnist", preset, "steps_to_error")
+        if None in (test, to_loss, to_error):
+            return missing("deepnets bench mlp-mnist --preset deep-relu --seeds 3 (tanh, logistic)")
+        found[unit] = (test, to_loss, to_error)
+    numbers = "; ".join(
+        f"{unit}: steps to train loss 0.1 {_steps_text(to_loss)}, to val error 3% "
+        f"{_steps_text(to_error)}, test error {_accuracy_error(test)}"
+        for unit, (test, to_loss, to_error) in found.items()
+    )
+    ahead = clearly = 0
+    relu = found["relu"]
+    for other in ("tanh", "logistic"):
+        for k in (1, 2):  # steps to the loss, steps to the error
+            a, c = clear(never_reached_last(relu[k]), never_reached_last(found[other][k]), True)
+            ahead, clearly = ahead + a, clearly + c
+    if clearly == 4:
+        return Finding(numbers, HOLDS, "ReLU reaches both targets first, beyond the spread")
+    if ahead:
+        why = f"ReLU first in {ahead} of 4 comparisons, beyond the spread in {clearly}"
+        return Finding(numbers, PARTLY, why)
+    return Finding(numbers, FAILS, "ReLU reaches neither target before tanh or logistic units")
+
+
+def rank_correlation(xs: list[float], ys: list[float]) -> float:
+    """Spearman's rank correlation (no ties expected)."""
+
+    def ranks(values: list[float]) -> list[int]:
+        order = sorted(range(len(values)), key=values.__getitem__)
+        out = [0] * len(values)
+        for rank, i in enumerate(order):
+            out[i] = rank
+        return out
+
+    rx, ry = ranks(xs), ranks(ys)
+    n = len(xs)
+    return 1 - 6 * sum((a - b) ** 2 for a, b in zip(rx, ry, strict=True)) / (n * (n * n - 1))
+
+
+MIN_SEEDS_PER_WIDTH = 20
+
+
+def judge_local_minima(rows: Rows, root: Path) -> Finding:
+    from deepnets.experiments.mnist import WIDTHS
+
+    test_std, loss_std, parts = [], [], []
+    for width in WIDTHS:
+        preset = f"width-{width}"
+        row, loss = (
+            rows.get(("mlp-mnist", preset)),
+            secondary(rows, "mlp-mnist", preset, "train_loss"),
+        )
+        if row is None or loss is None or int(row["seeds"]) < MIN_SEEDS_PER_WIDTH:
+            return missing(
+                f"deepnets bench mlp-mnist --preset width-N --seeds 20 for N in {WIDTHS}"
+            )
+        low, high = (float(v) for v in row["range"].split(".."))
+        extra = parse_secondary(row)["train_loss"]
+        test_std.append(float(row["std"]))
+        loss_std.append(loss.std)
+        parts.append(
+            f"{width} units: test error {100 * (1 - float(row['mean'])):.2f}% std "
+            f"{100 * float(row['std']):.2f} range {100 * (high - low):.2f}, train loss "
+            f"{loss.mean:.4f} std {loss.std:.4f} range {extra['max'] - extra['min']:.4f}"
+        )
+    numbers = f"{len(WIDTHS)} widths x {MIN_SEEDS_PER_WIDTH}+ seeds: " + "; ".join(parts)
+    shrinks = [
+        rank_correlation([float(w) for w in WIDTHS], spread) <= -0.7 and spread[-1] < spread[0]
+        for spread in (test_std, loss_std)
+    ]
+    if all(shrinks):
+        why = "the spread of test error and of training loss over seeds falls as width grows"
+        return Finding(numbers, HOLDS, why)
+    if any(shrinks):
+        which = "test error" if shrinks[0] else "training loss"
+        return Finding(numbers, PARTLY, f"only the spread of {which} falls with width")
+    return Finding(numbers, FAILS, "the spread over seeds does not fall as width grows")
+
+
+def _gap(rows: Rows, experiment: str, preset: str) -> Measure | None:
+    """Training accuracy minus test accuracy: the generalisation gap."""
+    test, train = (
+        measure(rows, experiment, preset),
+        secondary(rows, experiment, preset, "train_accuracy"),
+    )
+    if test is None or train is None:
+        return None
+    return Measure(train.mean - test.mean, math.hypot(train.std, test.std), test.seeds)
+
+
+def _versus(
+    rows: Rows, pairs: list[tuple[str, str, str, str, str]], effects: tuple[str, ...]
+) -> tuple[list[str], int, int, int] | None:
+    """For each pair (label, experiment A, preset A, experiment B, preset B), A claimed better
+    on each effect: "error" (test error), "gap" (train minus test accuracy) or "steps" (steps to
+    the fixed validation error). (lines of numbers, comparisons, ahead, ahead clearly)."""
+    lines, n, ahead, clearly = [], 0, 0, 0
+    for label, exp_a, pre_a, exp_b, pre_b in pairs:
+        shown = []
+        for effect in effects:
+            if effect == "error":
+                a, b = measure(rows, exp_a, pre_a), measure(rows, exp_b, pre_b)
+                text, lower = _accuracy_error, False
+            elif effect == "gap":
+                a, b = _gap(rows, exp_a, pre_a), _gap(rows, exp_b, pre_b)
+                text, lower = (lambda m: m.text(scale=100, unit=" points")), True
+            else:
+                a = secondary(rows, exp_a, pre_a, "steps_to_error")
+                b = secondary(rows, exp_b, pre_b, "steps_to_error")
+                text, lower = _steps_text, True
+                if a is not None and b is not None:
+                    a, b = never_reached_last(a), never_reached_last(b)
+            if a is None or b is None:
+                return None
+            is_ahead, is_clear = clear(a, b, lower)
+            n, ahead, clearly = n + 1, ahead + is_ahead, clearly + is_clear
+            shown.append(f"{effect} {text(a)} vs {text(b)}")
+        lines.append(f"{label}: " + ", ".join(shown))
+    return lines, n, ahead, clearly
+
+
+def _verdict(lines: list[str], n: int, ahead: int, clearly: int, who: str) -> Finding:
+    numbers = "; ".join(lines)
+    if clearly == n:
+        return Finding(numbers, HOLDS, f"{who} ahead beyond the spread in all {n} comparisons")
+    if ahead:
+        return Finding(
+            numbers, PARTLY, f"{who} ahead in {ahead} of {n}, beyond the spread in {clearly}"
+        )
+    return Finding(numbers, FAILS, f"{who} behind or level in all {n} comparisons")
+
+
+def judge_convnets(rows: Rows, root: Path) -> Finding:
+    pairs = [
+        ("MNIST (10k images)", "lenet5-mnist", "10k", "mlp-mnist", "10k-matched"),
+        ("CIFAR-10", "convnet-cifar10", "lenet5", "convnet-cifar10", "mlp-matched"),
+    ]
+    found = _versus(rows, pairs, ("error", "gap", "steps"))
+    if found is None:
+        return missing(
+            "deepnets bench lenet5-mnist --preset 10k --seeds 3; mlp-mnist --preset 10k-matched; "
+            "convnet-cifar10 --preset lenet5; convnet-cifar10 --preset mlp-matched"
+        )
+    lines, n, ahead, clearly = found
+    lines = [line.replace("steps", "steps to the val error target") for line in lines]
+    return _verdict(["LeNet-5 vs matched MLP", *lines], n, ahead, clearly, "LeNet-5")
+
+
+def judge_dropout(rows: Rows, root: Path) -> Finding:
+    pairs = [
+        ("MLP 800-800", "mlp-mnist", "10k-dropout", "mlp-mnist", "10k"),
+        ("LeNet-5", "lenet5-mnist", "10k-dropout", "lenet5-mnist", "10k"),
+    ]
+    found = _versus(rows, pairs, ("gap", "error"))
+    if found is None:
+        return missing(
+            "deepnets bench mlp-mnist --preset 10k-dropout --seeds 3 (and 10k; lenet5-mnist too)"
+        )
+    lines, n, ahead, clearly = found
+    return _verdict(
+        ["with vs without dropout, 10k MNIST images", *lines], n, ahead, clearly, "dropout"
+    )
+
+
+SOLVED_MSE = 0.01  # the adding problem: a lag is solved when the test MSE is below this
+
+
+def judge_long_lags(rows: Rows, root: Path) -> Finding:
+    try:
+        from deepnets.experiments.adding import ADDING_LAGS
+    except ImportError:
+        return Finding("", UNMEASURED, "the long-lag task is not built yet")
+    solved: dict[str, list[int]] = {}
+    parts = []
+    for cell in ("rnn", "lstm"):
+        errors = []
+        for lag in ADDING_LAGS:
+            m = measure(rows, f"adding-{cell}", f"lag-{lag}")
+            if m is None:
+                return missing(
+                    f"deepnets bench adding-{cell} --preset lag-T --seeds 3 for T in {ADDING_LAGS}"
+                )
+            errors.append(f"{lag}: {m.mean:.4f}")
+            if m.mean < SOLVED_MSE:
+                solved.setdefault(cell, []).append(lag)
+        parts.append(f"{cell.upper()} test MSE by lag " + ", ".join(errors))
+    rnn, lstm = max(solved.get("rnn", [0])), max(solved.get("lstm", [0]))
+    numbers = (
+        "; ".join(parts)
+        + f"; longest lag solved (MSE < {SOLVED_MSE}): RNN {rnn or 'none'}, LSTM {lstm or 'none'}"
+    )
+    lstm_only = set(solved.get("lstm", [])) - set(solved.get("rnn", []))
+    if lstm > rnn and lstm_only:
+        return Finding(numbers, HOLDS, f"the LSTM solves lags the RNN fails, up to {lstm}")
+    if lstm_only:
+        return Finding(numbers, PARTLY, "the LSTM solves some lags the RNN fails, not the longest")
+    return Finding(numbers, FAILS, "the plain RNN solves every lag the LSTM does")
+
+
+GPU_SPEEDUP = "benchmarks/results/gpu_speedup.json"
+
+
+def judge_gpu(rows: Rows, root: Path) -> Finding:
+    path = root / GPU_SPEEDUP
+    if not path.is_file():
+        return missing("python benchmarks/gpu_speedup.py (on a machine with a GPU)")
+    table = json.loads(path.read_text())
+    systems = table["systems"]
+    ratios = {name: s.get("speedup") for name, s in systems.items()}
+    cpu = ", ".join(f"{name} {s['cpu_ms']:.1f} ms" for name, s in systems.items())
+    if any(r is None for r in ratios.values()):
+        return Finding(
+            f"CPU step medians: {cpu}",
+            UNMEASURED,
+            "no GPU was lent to the run that measured these; the GPU side is missing",
+        )
+    numbers = "GPU speed-up per training step: " + ", ".join(
+        f"{n} {r:.1f}x" for n, r in ratios.items()
+    )
+    within = [r >= 10 for r in ratios.values()]
+    if all(within):
+        return Finding(numbers, HOLDS, "10 times faster or more on every system")
+    if any(within):
+        return Finding(numbers, PARTLY, "10 times faster or more on some systems")
+    return Finding(numbers, FAILS, "under 10 times faster on every system")
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -185,8 +430,8 @@ CLAIMS: tuple[Claim, ...] = (
         "ReLUs learn much faster than tanh or logistic units in deep nets",
         "Glorot, Bordes & Bengio 2011; Nair & Hinton 2010",
         "a 6-hidden-layer MLP on MNIST with each unit type, same init rule, tuned learning rate",
-        (),
-        not_built("the deep-net unit-type experiment"),
+        ("deepnets bench mlp-mnist --preset deep-relu --seeds 3 (deep-tanh, deep-logistic)",),
+        judge_relu,
     ),
     Claim(
         2,
@@ -194,8 +439,11 @@ CLAIMS: tuple[Claim, ...] = (
         "Dauphin et al. 2014; Choromanska et al. 2015",
         "nets of 6+ widths x 20 seeds: spread of final loss and error against width; "
         "loss on the line from initialisation to the solution",
-        (),
-        not_built("the width x seeds experiment"),
+        (
+            "deepnets bench mlp-mnist --preset width-N --seeds 20 (N: 5 10 25 100 250 1000)",
+            "deepnets figure fig-minima runs/bench/mlp-mnist",
+        ),
+        judge_local_minima,
     ),
     Claim(
         3,
@@ -203,8 +451,11 @@ CLAIMS: tuple[Claim, ...] = (
         "better than fully connected nets",
         "LeCun et al. 1998",
         "LeNet-5 against a fully connected net of matched size on MNIST and CIFAR-10",
-        (),
-        not_built("the matched-size ConvNet vs MLP experiment"),
+        (
+            "deepnets bench lenet5-mnist --preset 10k --seeds 3; mlp-mnist --preset 10k-matched",
+            "deepnets bench convnet-cifar10 --preset lenet5 --seeds 3; --preset mlp-matched",
+        ),
+        judge_convnets,
     ),
     Claim(
         4,
@@ -219,16 +470,19 @@ CLAIMS: tuple[Claim, ...] = (
         "dropout reduces overfitting",
         "Srivastava et al. 2014",
         "MLP and LeNet-5 on MNIST with and without dropout: train and test error, gap",
-        (),
-        not_built("the dropout on/off experiment"),
+        (
+            "deepnets bench mlp-mnist --preset 10k-dropout --seeds 3; --preset 10k",
+            "deepnets bench lenet5-mnist --preset 10k-dropout --seeds 3; --preset 10k",
+        ),
+        judge_dropout,
     ),
     Claim(
         6,
         "LSTMs remember over long delays where plain RNNs fail",
         "Hochreiter & Schmidhuber 1997",
         "a synthetic long-lag task at growing lags: the longest lag each solves",
-        (),
-        not_built("the long-lag task"),
+        ("deepnets bench adding-lstm --preset lag-T --seeds 3 (adding-rnn; every lag T)",),
+        judge_long_lags,
     ),
     Claim(
         7,
@@ -251,8 +505,8 @@ CLAIMS: tuple[Claim, ...] = (
         "GPUs train nets 10 to 20 times faster",
         "the review; Raina, Madhavan & Ng 2009",
         "the same training step of three systems on this CPU and on a GPU, as a ratio",
-        (),
-        not_built("a CPU and GPU measurement side by side"),
+        ("python benchmarks/gpu_speedup.py",),
+        judge_gpu,
     ),
 )
 

@@ -336,6 +336,9 @@ class ClassifierConfig(TrainConfig):
 
     val_size: int = check(5000, ge=0)  # examples held out of the training split for selection
     label_smoothing: float = check(0.0, ge=0, lt=1)  # cross-entropy label smoothing
+    score_train: bool = False  # also score the training split at the end (train loss, error)
+    target_loss: float = check(0.0, ge=0)  # report the step the logged train loss reached it
+    target_error: float = check(0.0, ge=0, le=1)  # ... and the step val error reached it (0: off)
 
 
 @dataclass(frozen=True)
@@ -457,6 +460,11 @@ ADDED_FIELDS: dict[str, Any] = {
     "ls_epochs": 0,  # memn2n-babi: linear start ended when validation loss stopped falling
     "ls_lr": 0.32,  # ... at the schedule's lr (0.32 from the start with no warm-up)
     "feed_thought": False,  # seq2seq-multi30k: the thought vector only started the decoder
+    "score_train": False,  # classifiers: the training split was not scored
+    "target_loss": 0.0,
+    "target_error": 0.0,
+    "init": "pytorch",  # mlp-mnist: PyTorch's default initialisation
+    "mlp_hidden": (20,),  # convnet-cifar10: the fully connected baseline's hidden layers
 }
 # ... and fields every config once carried that only classifiers use; a saved config of another
 # experiment may hold them (with no effect on its run) and they are dropped when it is loaded.

@@ -17,7 +17,7 @@ from torch import nn
 
 from deepnets import DeepnetsError
 
-__all__ = ["ACCURACY", "Experiment", "Metric", "Published", "Splits"]
+__all__ = ["ACCURACY", "TRAIN_SCORES", "Experiment", "Metric", "Published", "Splits"]
 
 Splits = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
@@ -47,6 +47,18 @@ class Metric:
 
 ACCURACY = Metric("accuracy", True, "error", percent=True, complement=True)
 LOSS = Metric("loss", False, "nats")
+# What a classifier reports besides its test scores when its config sets `score_train` (and
+# `target_loss` / `target_error`): the training split's loss and error with the tested weights,
+# and the training steps and seconds until the logged training loss, and the validation error,
+# first reached the target (NaN: never within the run).
+TRAIN_SCORES = (
+    Metric("train_loss", False, "nats", digits=4),
+    Metric("train_accuracy", True, "train error", percent=True, complement=True),
+    Metric("steps_to_loss", False, "steps", digits=0),
+    Metric("seconds_to_loss", False, "s", digits=1),
+    Metric("steps_to_error", False, "steps", digits=0),
+    Metric("seconds_to_error", False, "s", digits=1),
+)
 
 
 @dataclass(frozen=True)

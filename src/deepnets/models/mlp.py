@@ -56,12 +56,17 @@ class MLP(nn.Module):
         loss: Loss = "cross_entropy",
         dropout: float = 0.0,
         input_dropout: float = 0.0,
+        init: Literal["pytorch", "glorot"] = "pytorch",
     ):
         super().__init__()
         if len(sizes) < 2:
             raise ValueError(f"an MLP needs at least an input and an output size, got {sizes}")
         self.sizes, self.activation, self.loss_kind = tuple(sizes), activation, loss
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        if init == "glorot":  # Glorot & Bengio 2010: U(+-sqrt(6 / (fan_in + fan_out))), zero bias
+            for layer in self.layers:
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
         self.dropout, self.input_dropout = dropout, input_dropout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

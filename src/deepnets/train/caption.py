@@ -277,20 +277,18 @@ class Caption(GradientTask):
             self.final_references = max(len(r) for r in part.references)
         return scores
 
-    def train(self, experiment, config, run, preset="custom", resume=False, progress=True,
-              log=engine.print_line):  # fmt: skip
-        summary = engine.train(self, experiment, config, run, preset, resume, progress, log)
-        if summary is not None:
-            from sacrebleu.metrics import BLEU
+    def record_test(self, run, summary: dict) -> None:
+        """Write how BLEU and CIDEr were scored into the summary, and the test captions into
+        the run folder."""
+        from sacrebleu.metrics import BLEU
 
-            bleu, refs = BLEU(), getattr(self, "final_references", 1)
-            bleu.corpus_score(["a"], [["a"]] * refs)  # the signature (nrefs) needs a scoring
-            summary["scorers"] = {"bleu": str(bleu.get_signature()), "cider": CIDER}
-            run.write_summary(summary)
-            texts = getattr(self, "final_captions", None)
-            if texts is not None:
-                run.write_text(CAPTIONS, "\n".join(texts) + "\n")
-        return summary
+        bleu, refs = BLEU(), getattr(self, "final_references", 1)
+        bleu.corpus_score(["a"], [["a"]] * refs)  # the signature (nrefs) needs a scoring
+        summary["scorers"] = {"bleu": str(bleu.get_signature()), "cider": CIDER}
+        run.write_summary(summary)
+        texts = getattr(self, "final_captions", None)
+        if texts is not None:
+            run.write_text(CAPTIONS, "\n".join(texts) + "\n")
 
 
 # --- using a trained run -----------------------------------------------------------------------

@@ -7,6 +7,8 @@ batch is a random minibatch of the training split, augmented by the experiment's
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -89,4 +91,39 @@ class Classify(GradientTask):
             loss_sum += float(batch_loss(model, logits.float(), y, config)) * len(y)
             correct += int((logits.argmax(1) == y).sum())
         n = max(1, len(y_all))
-        return {"accuracy": correct / n, "loss": loss_sum / n}
+        scores = {"accuracy": correct / n, "loss": loss_sum / n}
+        if final and getattr(config, "score_train", False) and split != "train":
+            train = self.evaluate(model, data, "train", config, device)
+            scores |= {"train_accuracy": train["accuracy"], "train_loss": train["loss"]}
+        return scores
+
+    def record_test(self, run, summary: dict) -> None:
+        """With `target_loss` / `target_error` set: when the run first reached them, from its
+        metrics log, into the summary's metrics."""
+        config = run.read_config()[1]
+        reached = steps_to_targets(run.read_metrics(), config, summary)
+        if reached:
+            summary["metrics"] |= reached
+            run.write_summary(summary)
+
+
+def steps_to_targets(log: list[dict], config, summary: dict) -> dict[str, float]:
+    """The first logged step whose training loss (the running mean over `log_every` steps) was at
+    most `target_loss`, and the first validation whose error was at most `target_error`, with
+    the training seconds to each (the loss's from the run's mean seconds per step); NaN where
+    the run never got there. Empty when neither target is set."""
+    found: dict[str, float] = {}
+    per_step = summary["wall_seconds"] / max(1, summary["steps"])
+    if getattr(config, "target_loss", 0) > 0:
+        hits = [r["step"] for r in log if r.get("train_loss", math.inf) <= config.target_loss]
+        step = hits[0] if hits else math.nan
+        found |= {"steps_to_loss": step, "seconds_to_loss": step * per_step}
+    if getattr(config, "target_error", 0) > 0:
+        hits = [
+            (r["step"], r["seconds"])
+            for r in log
+            if 1 - r.get("val_accuracy", -math.inf) <= config.target_error
+        ]
+        step, seconds = hits[0] if hits else (math.nan, math.nan)
+        found |= {"steps_to_error": step, "seconds_to_error": seconds}
+    return found

@@ -50,7 +50,10 @@ class GradientTask:
         progress: bool = True,
         log: engine.Log = engine.print_line,
     ) -> dict | None:
-        return engine.train(self, experiment, config, run, preset, resume, progress, log)
+        summary = engine.train(self, experiment, config, run, preset, resume, progress, log)
+        if summary is not None:  # rank 0
+            self.record_test(run, summary)
+        return summary
 
     def evaluate_run(self, run: RunDir, device: str = "auto", split: str = "test") -> dict:
         return engine.evaluate_run(run, device, split)

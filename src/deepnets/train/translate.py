@@ -195,13 +195,6 @@ class Translate(GradientTask):
         bleu, chrf, _, _ = bleu_chrf(beamed, part.tgt_text)
         return {METRIC: bleu, "chrf": chrf, "greedy_bleu": g_bleu, **scores}
 
-    def train(self, experiment, config, run, preset="custom", resume=False, progress=True,
-              log=engine.print_line):  # fmt: skip
-        summary = engine.train(self, experiment, config, run, preset, resume, progress, log)
-        if summary is not None:  # rank 0
-            self.record_test(run, summary)
-        return summary
-
     def record_test(self, run, summary: dict) -> None:
         """Write how sacrebleu scored into the summary, and the beam-search output the test
         BLEU scored into the run folder."""
