@@ -4,7 +4,9 @@ not measured), the table, and the command."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import run_cli
@@ -12,6 +14,7 @@ from conftest import run_cli
 from deepnets.claims import (
     CLAIMS,
     FAILS,
+    GPU_SPEEDUP,
     HOLDS,
     LENGTHS,
     PARTLY,
@@ -20,10 +23,20 @@ from deepnets.claims import (
     clear,
     findings,
     judge_attention_lengths,
+    judge_convnets,
+    judge_dropout,
     judge_few_labels,
+    judge_gpu,
     judge_language_models,
+    judge_local_minima,
+    judge_long_lags,
+    judge_relu,
 )
-from deepnets.results import COLUMNS, append_row, latest_rows
+from deepnets.experiments import EXPERIMENTS
+from deepnets.experiments.adding import ADDING_LAGS
+from deepnets.experiments.mnist import WIDTHS
+from deepnets.results import COLUMNS, append_row, bench_row, latest_rows, ours, parse_secondary
+from deepnets.train.classify import steps_to_targets
 
 
 def add(root: Path, experiment: str, preset: str, mean: float, std: float = 0.0, seeds: int = 3):
@@ -93,13 +106,155 @@ def test_attention_length_verdicts(tmp_path, attended, verdict):
     assert f"1-8: {attended[0] - 20:+.1f}" in found.numbers
 
 
-def test_every_claim_has_a_finding_and_the_unbuilt_ones_say_so(tmp_path):
+def test_every_claim_has_a_finding_and_names_what_regenerates_it(tmp_path):
     got = findings(tmp_path)
     assert [c.number for c, _ in got] == list(range(1, 10))
     for claim, found in got:
-        assert found.verdict in (HOLDS, PARTLY, FAILS, UNMEASURED)
         assert found.verdict == UNMEASURED  # an empty results folder measures nothing
-        assert bool(claim.commands) or "not built yet" in found.reason
+        assert claim.commands and "no results row yet; run" in found.reason
+
+
+def add_full(root, experiment, preset, accuracy, seeds=3, std=0.002, spread=None, **others):
+    """A row with secondary metrics, as `bench_row` writes them: name=mean±std[min..max]."""
+    row = dict.fromkeys(COLUMNS, "")
+    parts = []
+    for name, (mean, sd, *ends) in others.items():
+        parts.append(
+            f"{name}={mean:.6g}±{sd:.3g}" + (f"[{ends[0]:.6g}..{ends[1]:.6g}]" if ends else "")
+        )
+    low, high = spread or (accuracy - std, accuracy + std)
+    row.update(
+        experiment=experiment, preset=preset, mean=accuracy, std=std, seeds=seeds,
+        secondary=";".join(parts), range=f"{low:.6f}..{high:.6f}",
+    )  # fmt: skip
+    append_row(row, root)
+
+
+@pytest.mark.parametrize(
+    "steps,verdict",
+    [
+        ({"relu": 300, "tanh": 600, "logistic": math.nan}, HOLDS),
+        ({"relu": 300, "tanh": 290, "logistic": math.nan}, PARTLY),
+        ({"relu": math.nan, "tanh": 290, "logistic": 500}, FAILS),
+    ],
+)
+def test_relu_verdicts_count_a_target_never_reached_as_slowest(tmp_path, steps, verdict):
+    assert judge_relu(latest_rows(tmp_path), tmp_path).verdict == UNMEASURED
+    for unit, n in steps.items():
+        add_full(tmp_path, "mlp-mnist", f"deep-{unit}", 0.97, steps_to_loss=(n, 10.0),
+                 steps_to_error=(n, 10.0))  # fmt: skip
+    found = judge_relu(latest_rows(tmp_path), tmp_path)
+    assert found.verdict == verdict, found
+    assert "logistic: steps to train loss 0.1 " in found.numbers
+
+
+def test_local_minima_verdict_reads_the_spread_against_width(tmp_path):
+    def widths(spreads, seeds=20):
+        for w, sd in zip(WIDTHS, spreads, strict=True):
+            add_full(tmp_path, "mlp-mnist", f"width-{w}", 0.95, seeds=seeds, std=sd,
+                     train_loss=(0.1, sd, 0.1 - sd, 0.1 + 2 * sd))  # fmt: skip
+
+    widths([0.02, 0.01, 0.005, 0.003, 0.002, 0.001], seeds=19)
+    assert judge_local_minima(latest_rows(tmp_path), tmp_path).verdict == UNMEASURED  # < 20
+    widths([0.02, 0.01, 0.005, 0.003, 0.002, 0.001])
+    found = judge_local_minima(latest_rows(tmp_path), tmp_path)
+    assert found.verdict == HOLDS and "5 units: test error 5.00% std 2.00" in found.numbers
+    assert "range 0.0600" in found.numbers  # the training loss's max - min, 3 std
+    widths([0.001, 0.002, 0.003, 0.005, 0.01, 0.02])
+    assert judge_local_minima(latest_rows(tmp_path), tmp_path).verdict == FAILS
+
+
+def test_convnet_and_dropout_verdicts_compare_error_gap_and_steps(tmp_path):
+    def pair(experiment, good, bad, good_acc, bad_acc, good_train, bad_train, steps=(100, 200)):
+        add_full(tmp_path, experiment, good, good_acc, train_accuracy=(good_train, 0.001),
+                 steps_to_error=(steps[0], 5.0))  # fmt: skip
+        add_full(tmp_path, experiment, bad, bad_acc, train_accuracy=(bad_train, 0.001),
+                 steps_to_error=(steps[1], 5.0))  # fmt: skip
+
+    assert judge_convnets(latest_rows(tmp_path), tmp_path).verdict == UNMEASURED
+    pair("lenet5-mnist", "10k", "10k-dropout", 0.985, 0.992, 1.0, 0.999)
+    add_full(tmp_path, "mlp-mnist", "10k-matched", 0.96, train_accuracy=(1.0, 0.001),
+             steps_to_error=(math.nan, 0.0))  # fmt: skip
+    pair("convnet-cifar10", "lenet5", "mlp-matched", 0.6, 0.45, 0.7, 0.7)
+    found = judge_convnets(latest_rows(tmp_path), tmp_path)
+    assert found.verdict == HOLDS, found  # error, gap and steps ahead on both data sets
+    assert (
+        "steps to the val error target 100 ± 5 (3 seeds) vs not reached by every seed"
+        in found.numbers
+    )
+    pair("mlp-mnist", "10k-dropout", "10k", 0.98, 0.97, 0.995, 1.0)
+    dropout = judge_dropout(latest_rows(tmp_path), tmp_path)
+    # with dropout: MLP gap 1.5 vs 3 points, error 2.0% vs 3.0%; LeNet-5 0.7 vs 1.5, 0.8% vs 1.5%
+    assert dropout.verdict == HOLDS, dropout
+    add_full(tmp_path, "lenet5-mnist", "10k-dropout", 0.98, train_accuracy=(1.0, 0.001))
+    assert judge_dropout(latest_rows(tmp_path), tmp_path).verdict == PARTLY
+
+
+def test_long_lag_verdicts(tmp_path):
+    assert judge_long_lags(latest_rows(tmp_path), tmp_path).verdict == UNMEASURED
+    for lag in ADDING_LAGS:
+        add(tmp_path, "adding-lstm", f"lag-{lag}", 0.001)
+        add(tmp_path, "adding-rnn", f"lag-{lag}", 0.001 if lag == ADDING_LAGS[0] else 0.16)
+    found = judge_long_lags(latest_rows(tmp_path), tmp_path)
+    assert (
+        found.verdict == HOLDS and f"RNN {ADDING_LAGS[0]}, LSTM {ADDING_LAGS[-1]}" in found.numbers
+    )
+    for lag in ADDING_LAGS:
+        add(tmp_path, "adding-rnn", f"lag-{lag}", 0.001)
+    assert judge_long_lags(latest_rows(tmp_path), tmp_path).verdict == FAILS
+
+
+def test_gpu_verdict_is_not_measured_without_a_gpu_side(tmp_path):
+    path = tmp_path / GPU_SPEEDUP
+    path.parent.mkdir(parents=True)
+    cpu_only = {"a": {"cpu_ms": 12.0, "gpu_ms": None, "speedup": None}}
+    path.write_text(json.dumps({"systems": cpu_only}))
+    found = judge_gpu({}, tmp_path)
+    assert found.verdict == UNMEASURED and "a 12.0 ms" in found.numbers
+    both = {"a": {"cpu_ms": 12.0, "speedup": 15.0}, "b": {"cpu_ms": 30.0, "speedup": 4.0}}
+    path.write_text(json.dumps({"systems": both}))
+    assert judge_gpu({}, tmp_path).verdict == PARTLY
+
+
+def test_bench_rows_keep_each_metrics_range_and_read_back():
+    summaries = [
+        {"value": v, "metrics": {"accuracy": v, "train_loss": t}, "epochs": 1, "wall_seconds": 1.0,
+         "device": "cpu", "torch": "x", "commit": "c"}
+        for v, t in ((0.9, 0.3), (0.8, 0.1), (0.85, 0.2))
+    ]  # fmt: skip
+    row = bench_row(EXPERIMENTS["mlp-mnist"], "width-5", summaries)
+    assert row["range"] == "0.800000..0.900000"
+    summaries[1]["metrics"]["train_loss"] = math.nan  # one seed never got there
+    assert (
+        "train_loss=nan±nan[0.2..0.3]"
+        in bench_row(EXPERIMENTS["mlp-mnist"], "w", summaries)["secondary"]
+    )
+    summaries[1]["metrics"]["train_loss"] = 0.1
+    loss = parse_secondary(row)["train_loss"]
+    assert loss == {"mean": pytest.approx(0.2), "std": pytest.approx(0.1), "min": 0.1, "max": 0.3}
+    assert (
+        ours(EXPERIMENTS["mlp-mnist"], row, spread=True) == "15.00% error ± 5.00 (10.00% to 20.00%)"
+    )
+
+
+def test_steps_to_targets_reads_the_metrics_log():
+    log = [
+        {"step": 10, "train_loss": 0.5},
+        {"step": 20, "train_loss": 0.09},
+        {"step": 20, "seconds": 2.0, "val_accuracy": 0.95},
+        {"step": 30, "train_loss": 0.2},
+        {"step": 40, "seconds": 4.0, "val_accuracy": 0.98},
+    ]
+    config = SimpleNamespace(target_loss=0.1, target_error=0.03)
+    found = steps_to_targets(log, config, {"wall_seconds": 8.0, "steps": 40})
+    assert found == {"steps_to_loss": 20, "seconds_to_loss": 4.0, "steps_to_error": 40,
+                     "seconds_to_error": 4.0}  # fmt: skip
+    never = steps_to_targets(
+        log, SimpleNamespace(target_loss=0.01, target_error=0.0), {"wall_seconds": 1, "steps": 1}
+    )
+    assert list(never) == ["steps_to_loss", "seconds_to_loss"] and math.isnan(
+        never["steps_to_loss"]
+    )
 
 
 def test_the_command_prints_every_claim_and_refuses_an_unknown_one(tmp_path):

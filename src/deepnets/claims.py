@@ -183,12 +183,13 @@ def secondary(rows: Rows, experiment: str, preset: str, name: str) -> Measure | 
 
 
 def never_reached_last(m: Measure) -> Measure:
-    """Steps to a target with NaN (never reached within the run) counted as infinitely many."""
+    """Steps to a target with NaN (some seed never reached it within its run) counted as
+    infinitely many."""
     return Measure(math.inf, 0.0, m.seeds) if math.isnan(m.mean) else m
 
 
 def _steps_text(m: Measure) -> str:
-    return "never" if math.isnan(m.mean) else m.text(digits=0)
+    return "not reached by every seed" if not math.isfinite(m.mean) else m.text(digits=0)
 
 
 def judge_relu(rows: Rows, root: Path) -> Finding:

@@ -10,7 +10,9 @@ metrics and which weights each row tested (best on validation, or the last).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime
+import math
 import os
 import statistics
 from pathlib import Path
@@ -48,6 +50,10 @@ def project_root() -> Path:
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and standard deviation over seeds; NaN when any seed's value is NaN (a target one
+    seed never reached: the row says it was not reached by every seed)."""
+    if any(math.isnan(v) for v in values):
+        return math.nan, math.nan
     return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
@@ -60,7 +66,8 @@ def bench_row(experiment: Experiment, preset: str, summaries: list[dict]) -> dic
         values = [s.get("metrics", {}).get(metric.name) for s in summaries]
         if all(v is not None for v in values):
             m, sd = _mean_std(values)
-            spread = f"[{min(values):.6g}..{max(values):.6g}]" if len(values) > 1 else ""
+            finite = [v for v in values if not math.isnan(v)]
+            spread = f"[{min(finite):.6g}..{max(finite):.6g}]" if len(finite) > 1 else ""
             secondary.append(f"{metric.name}={m:.6g}±{sd:.3g}{spread}")
     for name in first.get("sacrebleu", {}):  # how a BLEU/chrF was scored (sacrebleu signature)
         secondary.append(f"signature_{name}={first['sacrebleu'][name]}")
@@ -223,7 +230,7 @@ def ours(experiment: Experiment, row: dict, spread: bool = False) -> str:
     if int(row["seeds"]) > 1:
         text += f" ± {experiment.metric.format_spread(float(row['std']))}"
     if spread and row.get("range"):
-        metric = experiment.metric
+        metric = dataclasses.replace(experiment.metric, unit="")  # the unit is shown once
         low, high = sorted(
             float(v) * (-1 if metric.complement else 1) for v in row["range"].split("..")
         )

@@ -8,6 +8,7 @@ from deepnets.figures.fig4 import draw_fig4
 from deepnets.figures.fig5 import draw_fig5
 from deepnets.figures.glimpses import draw_glimpses
 from deepnets.figures.memn2n import draw_memn2n_hops
+from deepnets.figures.minima import draw_minima
 from deepnets.figures.ntm import draw_ntm_copy, draw_ntm_sort
 from deepnets.figures.phrases import draw_phrases
 from deepnets.figures.pretraining import draw_dbn_samples, draw_filters
@@ -27,4 +28,5 @@ FIGURES = {
     "fig-dqn-curves": draw_dqn_curves,
     "fig-dqn-q": draw_dqn_q,
     "fig-glimpses": draw_glimpses,
+    "fig-minima": draw_minima,
 }
