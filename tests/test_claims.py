@@ -3,14 +3,17 @@ not measured), the table, and the command."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import run_cli
+import torch
+from conftest import needs_mnist, run_cli
 
+from deepnets import DeepnetsError
 from deepnets.claims import (
     CLAIMS,
     FAILS,
@@ -31,6 +34,7 @@ from deepnets.claims import (
     judge_local_minima,
     judge_long_lags,
     judge_relu,
+    measure,
 )
 from deepnets.experiments import EXPERIMENTS
 from deepnets.experiments.adding import ADDING_LAGS
@@ -264,3 +268,91 @@ def test_the_command_prints_every_claim_and_refuses_an_unknown_one(tmp_path):
     bad = run_cli("claims", "--run", "12")
     assert bad.returncode == 2 and "no claim 12: the claims are 1-9" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def train_width_run(folder: Path, width: int, seed: int = 0, capture=None) -> Path:
+    """A short run of the `width-N` preset (its label kept, so the figure finds it)."""
+    from deepnets.run import RunDir
+
+    experiment = EXPERIMENTS["mlp-mnist"]
+    config = dataclasses.replace(
+        experiment.preset(f"width-{width}"), epochs=1, train_subset=500, val_size=500, seed=seed
+    )
+    run = RunDir.create(folder / f"width-{width}-s{seed}")
+    experiment.task.train(experiment, config, run, preset=f"width-{width}", progress=False,
+                          log=lambda line: None)  # fmt: skip
+    return run.path
+
+
+@needs_mnist
+def test_the_figure_rebuilds_the_initial_weights_the_engine_started_from(tmp_path, monkeypatch):
+    from deepnets.figures.minima import initial_weights
+    from deepnets.train import engine
+
+    started = {}
+    make = engine.make_optimizer
+
+    def spy(model, config):  # the engine makes the optimizer right after building the model
+        started.update({k: v.clone() for k, v in model.state_dict().items()})
+        return make(model, config)
+
+    monkeypatch.setattr(engine, "make_optimizer", spy)
+    run = train_width_run(tmp_path, 5, seed=3)
+    rebuilt = initial_weights(run)
+    assert started.keys() == rebuilt.keys()
+    assert all(torch.equal(started[k], rebuilt[k]) for k in started)
+
+
+@needs_mnist
+def test_fig_minima_draws_the_spread_and_the_line_from_initialisation(tmp_path):
+    from deepnets.figures.minima import draw_minima
+
+    root = tmp_path
+    for w in (5, 25):
+        train_width_run(tmp_path / "runs", w)
+    for w, sd in zip(WIDTHS, (0.02, 0.01, 0.008, 0.005, 0.003, 0.002), strict=True):
+        add_full(root, "mlp-mnist", f"width-{w}", 0.9, seeds=20, std=sd,
+                 train_loss=(0.05, sd, 0.04, 0.07))  # fmt: skip
+    out = draw_minima(str(tmp_path / "runs"), str(tmp_path / "minima.png"), root=root)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert set(record["line"]) == {"alphas", "5", "25"} and len(record["spread"]) == 6
+    losses = record["line"]["25"]["losses"]
+    at = {round(a, 2): v for a, v in zip(record["line"]["alphas"], losses, strict=True)}
+    assert at[1.0] < at[0.0]  # training lowered the loss along the line
+    with pytest.raises(DeepnetsError, match="holds no finished seed-0 run"):
+        draw_minima(str(tmp_path), str(tmp_path / "x.png"), root=root)
+
+
+def test_claims_run_regenerates_a_claims_rows_then_judges_it(tmp_path, monkeypatch, capsys):
+    import deepnets.claims as claims
+    from deepnets.cli import main
+
+    def judge(rows, root):  # holds once the tiny demo row exists
+        m = measure(rows, "convnet-digits", "tiny")
+        return claims.missing("x") if m is None else claims.Finding(f"{m.mean}", HOLDS, "row made")
+
+    tiny = claims.Claim(
+        1, "s", "r", "e", ("c",), judge, (claims.Bench("convnet-digits", "tiny", 1),)
+    )
+    monkeypatch.setattr(claims, "CLAIMS", (tiny,))
+    monkeypatch.setenv("DEEPNETS_RESULTS", str(tmp_path))
+    monkeypatch.chdir(tmp_path)  # the bench's runs go under runs/bench here
+    assert main(["claims", "--run", "1", "--quiet"]) == 0
+    assert "claim 1: HOLDS: row made" in capsys.readouterr().out
+    assert (tmp_path / "results" / "convnet-digits.csv").is_file()
+
+
+@needs_mnist
+def test_a_claim_preset_through_the_cli_reports_train_scores_and_steps(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "run", "mlp-mnist", "--preset", "deep-relu", "--set", "epochs=1", "--set",
+        "train_subset=5000", "--set", "hidden=32x32x32x32x32x32", "--set", "target_loss=2.2",
+        "--run-dir", str(run_dir), "--quiet",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((run_dir / "summary.json").read_text())["metrics"]
+    assert 0 < metrics["train_accuracy"] <= 1 and metrics["train_loss"] > 0
+    assert 0 < metrics["steps_to_loss"] <= 39  # 5000 images: 39 steps of 128
+    assert math.isnan(metrics["steps_to_error"])  # 3% validation error: not after one epoch

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from deepnets.experiments.adding import ADDING_LAGS
+from deepnets.experiments.mnist import WIDTHS
 from deepnets.results import latest_rows, parse_secondary, project_root
 
 HOLDS, PARTLY, FAILS, UNMEASURED = "holds", "partly", "does not hold", "not measured"
@@ -69,13 +71,37 @@ def missing(*commands: str) -> Finding:
 
 
 @dataclass(frozen=True)
+class Bench:
+    """One `deepnets bench` a claim's rows come from."""
+
+    experiment: str
+    preset: str
+    seeds: int
+    sets: tuple[str, ...] = ()  # --set overrides (the row's preset label gains them)
+
+    def argv(self) -> list[str]:
+        sets = [arg for item in self.sets for arg in ("--set", item)]
+        return [
+            "bench",
+            self.experiment,
+            "--preset",
+            self.preset,
+            "--seeds",
+            str(self.seeds),
+            *sets,
+        ]
+
+
+@dataclass(frozen=True)
 class Claim:
     number: int
     statement: str  # the review's claim, paraphrased
     reference: str
     experiment: str  # what is run to test it
-    commands: tuple[str, ...]  # what regenerates the rows it reads (none: not built yet)
+    commands: tuple[str, ...]  # what regenerates the rows it reads, for people
     judge: Callable[[Rows, Path], Finding]  # (results rows, project root) -> finding
+    benches: tuple[Bench, ...] = ()  # what `deepnets claims --run N` runs
+    script: str = ""  # ... or this benchmark script of the checkout
 
 
 # --- the judges -----------------------------------------------------------------------------
@@ -241,8 +267,6 @@ MIN_SEEDS_PER_WIDTH = 20
 
 
 def judge_local_minima(rows: Rows, root: Path) -> Finding:
-    from deepnets.experiments.mnist import WIDTHS
-
     test_std, loss_std, parts = [], [], []
     for width in WIDTHS:
         preset = f"width-{width}"
@@ -366,10 +390,6 @@ SOLVED_MSE = 0.01  # the adding problem: a lag is solved when the test MSE is be
 
 
 def judge_long_lags(rows: Rows, root: Path) -> Finding:
-    try:
-        from deepnets.experiments.adding import ADDING_LAGS
-    except ImportError:
-        return Finding("", UNMEASURED, "the long-lag task is not built yet")
     solved: dict[str, list[int]] = {}
     parts = []
     for cell in ("rnn", "lstm"):
@@ -433,6 +453,7 @@ CLAIMS: tuple[Claim, ...] = (
         "a 6-hidden-layer MLP on MNIST with each unit type, same init rule, tuned learning rate",
         ("deepnets bench mlp-mnist --preset deep-relu --seeds 3 (deep-tanh, deep-logistic)",),
         judge_relu,
+        tuple(Bench("mlp-mnist", f"deep-{unit}", 3) for unit in ("relu", "tanh", "logistic")),
     ),
     Claim(
         2,
@@ -445,6 +466,7 @@ CLAIMS: tuple[Claim, ...] = (
             "deepnets figure fig-minima runs/bench/mlp-mnist",
         ),
         judge_local_minima,
+        tuple(Bench("mlp-mnist", f"width-{w}", MIN_SEEDS_PER_WIDTH) for w in WIDTHS),
     ),
     Claim(
         3,
@@ -457,6 +479,12 @@ CLAIMS: tuple[Claim, ...] = (
             "deepnets bench convnet-cifar10 --preset lenet5 --seeds 3; --preset mlp-matched",
         ),
         judge_convnets,
+        (
+            Bench("lenet5-mnist", "10k", 3),
+            Bench("mlp-mnist", "10k-matched", 3),
+            Bench("convnet-cifar10", "lenet5", 3),
+            Bench("convnet-cifar10", "mlp-matched", 3),
+        ),
     ),
     Claim(
         4,
@@ -465,6 +493,12 @@ CLAIMS: tuple[Claim, ...] = (
         "the few-label table: DBN and SDAE pre-training vs random init with 100-1000 labels",
         ("deepnets bench dbn-mnist --preset labels-100 --seeds 3 (600, 1000; sdae-mnist)",),
         judge_few_labels,
+        tuple(
+            Bench(experiment, f"labels-{n}", 3, sets)
+            for experiment in ("dbn-mnist", "sdae-mnist")
+            for n in (100, 600, 1000)
+            for sets in ((), ("pretrain=false",))
+        ),
     ),
     Claim(
         5,
@@ -476,6 +510,11 @@ CLAIMS: tuple[Claim, ...] = (
             "deepnets bench lenet5-mnist --preset 10k-dropout --seeds 3; --preset 10k",
         ),
         judge_dropout,
+        tuple(
+            Bench(experiment, preset, 3)
+            for experiment in ("mlp-mnist", "lenet5-mnist")
+            for preset in ("10k-dropout", "10k")
+        ),
     ),
     Claim(
         6,
@@ -484,6 +523,11 @@ CLAIMS: tuple[Claim, ...] = (
         "a synthetic long-lag task at growing lags: the longest lag each solves",
         ("deepnets bench adding-lstm --preset lag-T --seeds 3 (adding-rnn; every lag T)",),
         judge_long_lags,
+        tuple(
+            Bench(f"adding-{cell}", f"lag-{lag}", 3)
+            for cell in ("rnn", "lstm")
+            for lag in ADDING_LAGS
+        ),
     ),
     Claim(
         7,
@@ -492,6 +536,7 @@ CLAIMS: tuple[Claim, ...] = (
         "the PTB rows: Kneser-Ney 5-gram, NPLM, RNN, LSTM (the word-neighbour test beside)",
         ("deepnets bench kn5-ptb / nplm-ptb / rnn-ptb / lstm-ptb --preset small",),
         judge_language_models,
+        tuple(Bench(f"{model}-ptb", "small", 1) for model in ("kn5", "nplm", "rnn", "lstm")),
     ),
     Claim(
         8,
@@ -508,8 +553,26 @@ CLAIMS: tuple[Claim, ...] = (
         "the same training step of three systems on this CPU and on a GPU, as a ratio",
         ("python benchmarks/gpu_speedup.py",),
         judge_gpu,
+        script="benchmarks/gpu_speedup.py",
     ),
 )
+
+
+def training_seconds(claim: Claim, rows: Rows) -> float | None:
+    """The training time of every row a claim's benches made (seconds per seed times seeds),
+    None when a row is missing or the claim has no benches."""
+    total = 0.0
+    for bench in claim.benches:
+        label = bench.preset + (f"+{','.join(bench.sets)}" if bench.sets else "")
+        row = rows.get((bench.experiment, label))
+        if row is None or not row["wall_seconds"]:
+            return None
+        total += float(row["wall_seconds"]) * int(row["seeds"])
+    return total if claim.benches else None
+
+
+def _time_text(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.0f} min"
 
 
 def findings(root: Path | None = None) -> list[tuple[Claim, Finding]]:
@@ -520,6 +583,7 @@ def findings(root: Path | None = None) -> list[tuple[Claim, Finding]]:
 
 def claims_records(root: Path | None = None) -> list[dict]:
     """Every claim and its finding as JSON-able records (the web page's claims table)."""
+    rows = latest_rows(root or project_root())
     return [
         {
             "number": claim.number,
@@ -530,6 +594,7 @@ def claims_records(root: Path | None = None) -> list[dict]:
             "verdict": found.verdict,
             "reason": found.reason,
             "commands": list(claim.commands),
+            "training_seconds": training_seconds(claim, rows),
         }
         for claim, found in findings(root)
     ]
@@ -537,13 +602,25 @@ def claims_records(root: Path | None = None) -> list[dict]:
 
 def claims_table(root: Path | None = None) -> str:
     """The Markdown table of every claim, its numbers and verdict."""
+    rows = latest_rows(root or project_root())
     lines = [
-        "| # | claim (reference) | experiment | measured | verdict |",
-        "|---|---|---|---|---|",
+        "| # | claim (reference) | experiment | measured | verdict | training time |",
+        "|---|---|---|---|---|---|",
     ]
     for claim, found in findings(root):
         lines.append(
             f"| {claim.number} | {claim.statement} ({claim.reference}) | {claim.experiment} "
-            f"| {found.numbers or '-'} | **{found.verdict}**: {found.reason} |"
+            f"| {found.numbers or '-'} | **{found.verdict}**: {found.reason} "
+            f"| {_time_text(training_seconds(claim, rows))} |"
+        )
+    return "\n".join(lines)
+
+
+def claims_summary(root: Path | None = None) -> str:
+    """The README's short table: each claim and its verdict with the reason."""
+    lines = ["| # | the review's claim | verdict |", "|---|---|---|"]
+    for claim, found in findings(root):
+        lines.append(
+            f"| {claim.number} | {claim.statement} | **{found.verdict}**: {found.reason} |"
         )
     return "\n".join(lines)

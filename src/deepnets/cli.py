@@ -8,6 +8,7 @@ import dataclasses
 import datetime
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -56,28 +57,54 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_claims(args: argparse.Namespace) -> int:
-    from deepnets.claims import CLAIMS, claims_table, findings
+    from deepnets.claims import CLAIMS, claims_table, findings, training_seconds
+    from deepnets.results import latest_rows
 
     if args.run is not None:
         claim = next((c for c in CLAIMS if c.number == args.run), None)
         if claim is None:
             raise DeepnetsError(f"no claim {args.run}: the claims are 1-{len(CLAIMS)}")
-        if not claim.commands:
-            raise DeepnetsError(f"claim {claim.number}'s experiment is not built yet")
-        raise DeepnetsError(
-            f"claim {claim.number} reads existing rows; regenerate them with: "
-            + "; ".join(claim.commands)
-        )
+        return _run_claim(claim, args.quiet)
     if args.markdown:
         print(claims_table())
         return 0
+    rows = latest_rows()
     for claim, found in findings():
         print(f"{claim.number}. {claim.statement} ({claim.reference})")
         print(f"   experiment: {claim.experiment}")
         if found.numbers:
             print(f"   measured:   {found.numbers}")
         print(f"   verdict:    {found.verdict.upper()}: {found.reason}")
-        print(f"   rows from:  {'; '.join(claim.commands) or 'not built yet'}")
+        print(f"   rows from:  {'; '.join(claim.commands)}")
+        seconds = training_seconds(claim, rows)
+        if seconds is not None:
+            print(f"   training:   {seconds / 60:.1f} min over its rows")
+    return 0
+
+
+def _run_claim(claim, quiet: bool) -> int:
+    """Regenerate the rows (or the benchmark file) a claim is judged from, then judge it."""
+    from deepnets.claims import findings
+    from deepnets.results import project_root
+
+    if claim.benches:
+        for bench in claim.benches:
+            argv = bench.argv() + (["--quiet"] if quiet else [])
+            _say("deepnets " + " ".join(argv))
+            cmd_bench(build_parser().parse_args(argv))
+    elif claim.script:
+        script = project_root() / claim.script
+        if not script.is_file():
+            raise DeepnetsError(f"claim {claim.number} runs {claim.script}, not in {script.parent}")
+        if subprocess.run([sys.executable, str(script)], check=False).returncode:
+            raise DeepnetsError(f"{claim.script} failed")
+    else:
+        raise DeepnetsError(
+            f"claim {claim.number} reads a table made from finished runs; regenerate it with: "
+            + "; ".join(claim.commands)
+        )
+    found = dict(findings())[claim]
+    print(f"claim {claim.number}: {found.verdict.upper()}: {found.reason}")
     return 0
 
 
@@ -328,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     claims = sub.add_parser("claims", help="the review's claims, each judged from measured rows")
     claims.add_argument("--markdown", action="store_true", help="the table as Markdown")
     claims.add_argument("--run", type=int, metavar="N", help="regenerate claim N's rows")
+    claims.add_argument("--quiet", action="store_true", help="with --run: no progress bars")
 
     def training_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--preset", help="tiny, small (default) or paper")
