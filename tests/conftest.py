@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import subprocess
 import sys
@@ -112,6 +113,9 @@ SERVED_RUNS = (  # (experiment, preset, overrides): a few seconds each on 2 core
     ("memn2n-babi", "tiny", ()),
     ("attention-multi30k", "tiny", ()),
     ("caption-digits", "tiny", ()),
+    ("ram-mnist", "tiny", ("epochs=1",)),  # 3 glimpses; chance-level, but a path to draw
+    ("dqn-cartpole", "tiny", ()),
+    ("dqn-minatar", "tiny", ()),
 )
 
 
@@ -132,6 +136,9 @@ def served_runs(tmp_path_factory) -> Path:
         "memn2n-babi": shared_data("babi", ["SHA256SUMS"]),
         "attention-multi30k": shared_data("multi30k", ["task1/raw/test_2016_flickr.de.gz"]),
         "caption-digits": shared_data(),
+        "ram-mnist": shared_data(),
+        "dqn-cartpole": importlib.util.find_spec("gymnasium") is not None,
+        "dqn-minatar": importlib.util.find_spec("minatar") is not None,
     }
     for experiment_id, preset, overrides in SERVED_RUNS:
         if not have[experiment_id]:

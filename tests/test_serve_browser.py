@@ -152,3 +152,53 @@ def test_the_export_opens_from_files(page, served_runs, tmp_path):
     page.wait_for_selector("#figures figure img")
     assert page.locator("#tab-try").is_hidden()
     screenshot(page, "export")
+
+
+COLOURED = """canvas => {  // pixels that are not grey: what a panel drew over its picture
+  const d = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) if (d[i] !== d[i + 1] || d[i + 1] !== d[i + 2]) n++;
+  return n;
+}"""
+
+
+def test_glimpses_on_a_drawn_digit_and_dqn_agents_playing(page, live_server, served_runs):
+    ram, cartpole, minatar = (
+        "ram-mnist/20261127-000000-tiny-s0",
+        "dqn-cartpole/20261127-000000-tiny-s0",
+        "dqn-minatar/20261127-000000-tiny-s0",
+    )
+    shown = 0
+    if (served_runs / ram).is_dir():
+        open_run(page, live_server, ram)
+        page.wait_for_function(
+            "() => document.querySelector('#panel-glimpses .note')"
+            ".textContent.includes('3 glimpses')"
+        )
+        box = page.locator("#panel-glimpses canvas.draw").bounding_box()
+        page.mouse.move(box["x"] + 70, box["y"] + 60)
+        page.mouse.down()
+        for k in range(1, 21):  # a "7": the top bar, then the stem
+            page.mouse.move(box["x"] + 70 + 7 * k, box["y"] + 60)
+        for k in range(1, 21):
+            page.mouse.move(box["x"] + 210 - 4.5 * k, box["y"] + 60 + 9 * k)
+        page.mouse.up()
+        page.wait_for_function("() => document.querySelector('#panel-glimpses').dataset.looks")
+        assert page.locator("#panel-glimpses .bars div").count() == 10
+        assert page.locator("#panel-glimpses canvas.glimpse-view").evaluate(COLOURED) > 100
+        screenshot(page, "try-glimpses")
+        shown += 1
+    for run, name in ((cartpole, "cartpole"), (minatar, "minatar")):
+        if not (served_runs / run).is_dir():
+            continue
+        open_run(page, live_server, run)
+        page.fill("#panel-dqn .seed", "7")
+        page.click("#panel-dqn .go")
+        page.wait_for_function("() => document.querySelector('#panel-dqn').dataset.episodes")
+        assert "return" in page.inner_text("#panel-dqn .summary")
+        assert page.locator("#panel-dqn canvas.chart").evaluate(COLOURED) > 100  # Q-value lines
+        assert page.locator("#panel-dqn canvas.stage").evaluate(COLOURED) > 50  # pole, or bricks
+        screenshot(page, f"try-dqn-{name}")
+        shown += 1
+    if not shown:
+        pytest.skip("needs MNIST or gymnasium")

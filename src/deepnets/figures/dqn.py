@@ -116,28 +116,54 @@ def draw_dqn_curves(run_dir: str | None = None, out: str | None = None) -> Path:
     return path
 
 
-def q_trace(run_dir: Path, seed: int, max_steps: int = 1000) -> dict:
-    """Q(s_t, .) at each step of one greedy evaluation episode of a run's selected weights."""
+def load_agent(run_dir: Path) -> tuple:
+    """A DQN run's experiment, config and Q-network (the selected weights, eval mode, CPU)."""
     from deepnets.run import RunDir
-    from deepnets.train.reinforce import greedy
+    from deepnets.train.reinforce import DQN
 
     run = RunDir.open(run_dir)
     experiment, config, _ = run.read_config()
+    if not isinstance(experiment.task, DQN):
+        raise DeepnetsError(f"{run_dir} is a {experiment.id} run, not a DQN run")
     q = experiment.build_model(config)
     q.load_state_dict(run.selected_weights(config.select))
-    q.eval()
+    return experiment, config, q.eval()
+
+
+def play_greedy(experiment, config, q, seed: int, max_steps: int = 1000) -> dict:
+    """One greedy evaluation episode of at most max_steps, reset with `seed`: the observations
+    (T + 1, ...) before each step and after the last, Q(s_t, .) (T, A), the actions (T,) and the
+    rewards (T,)."""
+    from deepnets.train.reinforce import greedy
+
     env = experiment.task.make_env(experiment, config, training=False)
-    obs, _ = env.reset(seed=seed, new_game=True)
-    values, rewards = [], []
-    for _ in range(min(max_steps, config.eval_max_steps)):
-        action, q_values = greedy(q, obs, "cpu")
-        values.append(q_values.numpy())
-        obs, reward, terminated, truncated, _ = env.step(action)
-        rewards.append(reward)
-        if terminated or truncated:
-            break
-    env.close()
-    return {"q": np.stack(values), "rewards": np.array(rewards), "experiment": experiment.id}
+    try:
+        obs, _ = env.reset(seed=seed, new_game=True)
+        observations, values, actions, rewards = [obs], [], [], []
+        for _ in range(max_steps):
+            action, q_values = greedy(q, obs, "cpu")
+            values.append(q_values.numpy())
+            actions.append(action)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            observations.append(obs)
+            rewards.append(reward)
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+    return {
+        "observations": np.stack(observations),
+        "q": np.stack(values),
+        "actions": np.array(actions),
+        "rewards": np.array(rewards),
+    }
+
+
+def q_trace(run_dir: Path, seed: int, max_steps: int = 1000) -> dict:
+    """Q(s_t, .) at each step of one greedy evaluation episode of a run's selected weights."""
+    experiment, config, q = load_agent(run_dir)
+    trace = play_greedy(experiment, config, q, seed, min(max_steps, config.eval_max_steps))
+    return {"q": trace["q"], "rewards": trace["rewards"], "experiment": experiment.id}
 
 
 def draw_dqn_q(run_dir: str | None = None, out: str | None = None) -> Path:

@@ -20,13 +20,13 @@ EXAMPLES = 8  # test images drawn
 
 def glimpse_paths(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The deterministic path (the policy's mean) for images x (B, C, H, W): glimpse centres in
-    pixel coordinates (B, T, 2) as (row, column), and the predicted classes (B,)."""
+    pixel coordinates (B, T, 2) as (row, column), and the class logits (B, classes)."""
     model.eval()
     with torch.no_grad():
         out = model(x, sample=False)
     size = torch.tensor(x.shape[-2:], dtype=torch.float32)
     centres = (out.locations + 1) / 2 * size  # (B, T, 2), the glimpse sensor's convention
-    return centres, out.logits.argmax(1)
+    return centres, out.logits
 
 
 def draw_glimpses(run_dir: str | None = None, out: str | None = None) -> Path:
@@ -50,7 +50,8 @@ def draw_glimpses(run_dir: str | None = None, out: str | None = None) -> Path:
 
     x, y = experiment.load_data(config)["test"]
     x, y = x[:EXAMPLES], y[:EXAMPLES]
-    centres, predicted = glimpse_paths(model, x)
+    centres, logits = glimpse_paths(model, x)
+    predicted = logits.argmax(1)
     side = x.shape[-1]
     fig, axes = plt.subplots(2, 4, figsize=(10, 5.4), layout="constrained")
     for k, ax in enumerate(axes.flat):

@@ -40,6 +40,8 @@ def _panels() -> tuple[Panel, ...]:
         algorithmic,
         caption,
         digits,
+        dqn,
+        glimpses,
         language,
         memory,
         photo,
@@ -58,6 +60,8 @@ def _panels() -> tuple[Panel, ...]:
         caption.PANEL,
         memory.PANEL,
         algorithmic.PANEL,
+        glimpses.PANEL,
+        dqn.PANEL,
     )
 
 
