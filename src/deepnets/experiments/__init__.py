@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 
 from deepnets import DeepnetsError
+from deepnets.experiments.adding import ADDING_LSTM, ADDING_RNN
 from deepnets.experiments.algorithmic import LSTM_COPY, LSTM_SORT, NTM_COPY, NTM_SORT
 from deepnets.experiments.attention import CONVNET_CLUTTERED, RAM_MNIST
 from deepnets.experiments.base import Experiment, Published
@@ -61,6 +62,8 @@ ALL_EXPERIMENTS: tuple[Experiment, ...] = (
     DQN_ATARI,
     RAM_MNIST,
     CONVNET_CLUTTERED,
+    ADDING_RNN,
+    ADDING_LSTM,
 )
 
 EXPERIMENTS: dict[str, Experiment] = {e.id: e for e in ALL_EXPERIMENTS}
