@@ -400,10 +400,10 @@ def judge_long_lags(rows: Rows, root: Path) -> Finding:
                 return missing(
                     f"deepnets bench adding-{cell} --preset lag-T --seeds 3 for T in {ADDING_LAGS}"
                 )
-            errors.append(f"{lag}: {m.mean:.4f}")
+            errors.append(f"{lag}: {m.mean:.4f} ± {m.std:.4f}")
             if m.mean < SOLVED_MSE:
                 solved.setdefault(cell, []).append(lag)
-        parts.append(f"{cell.upper()} test MSE by lag " + ", ".join(errors))
+        parts.append(f"{cell.upper()} test MSE by lag ({m.seeds} seeds) " + ", ".join(errors))
     rnn, lstm = max(solved.get("rnn", [0])), max(solved.get("lstm", [0]))
     numbers = (
         "; ".join(parts)
