@@ -235,15 +235,20 @@ def judge_relu(rows: Rows, root: Path) -> Finding:
         for unit, (test, to_loss, to_error) in found.items()
     )
     ahead = clearly = 0
-    relu = found["relu"]
+    relu, beaten = found["relu"], []
     for other in ("tanh", "logistic"):
+        both = 0
         for k in (1, 2):  # steps to the loss, steps to the error
             a, c = clear(never_reached_last(relu[k]), never_reached_last(found[other][k]), True)
-            ahead, clearly = ahead + a, clearly + c
+            ahead, clearly, both = ahead + a, clearly + c, both + c
+        if both == 2:
+            beaten.append(other)
     if clearly == 4:
         return Finding(numbers, HOLDS, "ReLU reaches both targets first, beyond the spread")
     if ahead:
         why = f"ReLU first in {ahead} of 4 comparisons, beyond the spread in {clearly}"
+        if beaten:
+            why += f" (both targets before {' and '.join(beaten)} units)"
         return Finding(numbers, PARTLY, why)
     return Finding(numbers, FAILS, "ReLU reaches neither target before tanh or logistic units")
 
