@@ -176,3 +176,35 @@ def live_server(served_runs, tmp_path_factory):
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+def assert_resume_is_bit_identical(experiment, config, tmp_path, monkeypatch) -> dict:
+    """Train `config` straight through; train it again, stopped (KeyboardInterrupt) right after
+    its first checkpoint, then resumed. Assert both end with equal weights and test scores;
+    return the resumed run's summary."""
+    import json
+
+    import torch
+
+    from deepnets.run import RunDir
+    from deepnets.train import train_and_evaluate
+    from deepnets.train.checkpoint import load_checkpoint
+
+    quiet = dict(progress=False, log=lambda line: None)
+    train_and_evaluate(experiment, config, tmp_path / "straight", **quiet)
+    original = RunDir.save_checkpoint
+
+    def save_then_stop(self, *args):
+        original(self, *args)
+        raise KeyboardInterrupt  # killed right after the first checkpoint
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(experiment, config, tmp_path / "killed", **quiet)
+    monkeypatch.setattr(RunDir, "save_checkpoint", original)
+    summary = train_and_evaluate(experiment, config, tmp_path / "killed", resume=True, **quiet)
+    a, b = load_checkpoint(tmp_path / "straight")[0], load_checkpoint(tmp_path / "killed")[0]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    straight = json.loads((tmp_path / "straight" / "summary.json").read_text())
+    assert summary["metrics"] == straight["metrics"]
+    return summary

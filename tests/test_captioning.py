@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import needs_mnist, run_cli, shared_data
+from conftest import assert_resume_is_bit_identical, needs_mnist, run_cli, shared_data
 
 from deepnets import DeepnetsError, cli
 from deepnets.data import caption_digits as cd
@@ -318,27 +318,8 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch):
     import dataclasses
 
     from deepnets.experiments.captioning import CAPTION_DIGITS
-    from deepnets.run import RunDir
-    from deepnets.train import train_and_evaluate
-    from deepnets.train.checkpoint import load_checkpoint
 
-    quiet = dict(progress=False, log=lambda s: None)
     config = dataclasses.replace(
         CAPTION_DIGITS.preset("tiny"), epochs=2, train_scenes=128, test_scenes=8, val_scenes=8
     )
-    train_and_evaluate(CAPTION_DIGITS, config, tmp_path / "straight", **quiet)
-    original = RunDir.save_checkpoint
-
-    def save_then_stop(self, *args):
-        original(self, *args)
-        raise KeyboardInterrupt  # killed right after the first checkpoint
-
-    monkeypatch.setattr(RunDir, "save_checkpoint", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        train_and_evaluate(CAPTION_DIGITS, config, tmp_path / "killed", **quiet)
-    monkeypatch.setattr(RunDir, "save_checkpoint", original)
-    summary = train_and_evaluate(CAPTION_DIGITS, config, tmp_path / "killed", resume=True, **quiet)
-    a, b = load_checkpoint(tmp_path / "straight")[0], load_checkpoint(tmp_path / "killed")[0]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    straight = json.loads((tmp_path / "straight" / "summary.json").read_text())
-    assert summary["metrics"] == straight["metrics"]
+    assert_resume_is_bit_identical(CAPTION_DIGITS, config, tmp_path, monkeypatch)

@@ -9,14 +9,13 @@ import json
 
 import pytest
 import torch
-from conftest import needs_data, run_cli
+from conftest import assert_resume_is_bit_identical, needs_data, run_cli
 
 from deepnets import DeepnetsError
 from deepnets.data.multi30k import BOS, EOS, FILES, PAD, UNK, load_multi30k, train_tokenizer
 from deepnets.experiments.translation import ATTENTION_MULTI30K, SEQ2SEQ_MULTI30K
 from deepnets.models.seq2seq import AdditiveAttention, Seq2Seq, beam_search, reverse_padded
 from deepnets.train import train_and_evaluate
-from deepnets.train.checkpoint import load_checkpoint
 from deepnets.train.translate import bleu_chrf, collate, length_batches
 
 QUIET = dict(progress=False, log=lambda s: None)
@@ -294,26 +293,8 @@ TINY = dict(train_subset=256, eval_subset=16, epochs=2, max_decode=12)
 @needs_multi30k
 def test_resume_is_bit_identical(tmp_path, monkeypatch):
     config = dataclasses.replace(ATTENTION_MULTI30K.preset("tiny"), **TINY)
-    train_and_evaluate(ATTENTION_MULTI30K, config, tmp_path / "straight", **QUIET)
-    from deepnets.run import RunDir
-
-    original = RunDir.save_checkpoint
-
-    def save_then_stop(self, *args):
-        original(self, *args)
-        raise KeyboardInterrupt  # killed right after the first checkpoint
-
-    monkeypatch.setattr(RunDir, "save_checkpoint", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        train_and_evaluate(ATTENTION_MULTI30K, config, tmp_path / "killed", **QUIET)
-    monkeypatch.setattr(RunDir, "save_checkpoint", original)
-    summary = train_and_evaluate(
-        ATTENTION_MULTI30K, config, tmp_path / "killed", resume=True, **QUIET
-    )
-    a, b = load_checkpoint(tmp_path / "straight")[0], load_checkpoint(tmp_path / "killed")[0]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    straight = json.loads((tmp_path / "straight" / "summary.json").read_text())
-    assert summary["metrics"] == straight["metrics"] and "tok:13a" in summary["sacrebleu"]["bleu"]
+    summary = assert_resume_is_bit_identical(ATTENTION_MULTI30K, config, tmp_path, monkeypatch)
+    assert "tok:13a" in summary["sacrebleu"]["bleu"]
 
 
 @needs_multi30k

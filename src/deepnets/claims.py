@@ -580,9 +580,10 @@ def _time_text(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds / 60:.0f} min"
 
 
-def findings(root: Path | None = None) -> list[tuple[Claim, Finding]]:
+def findings(root: Path | None = None, rows: Rows | None = None) -> list[tuple[Claim, Finding]]:
+    """Every claim judged from the results rows under `root` (or `rows` already read)."""
     root = root or project_root()
-    rows = latest_rows(root)
+    rows = latest_rows(root) if rows is None else rows
     return [(claim, claim.judge(rows, root)) for claim in CLAIMS]
 
 
@@ -601,7 +602,7 @@ def claims_records(root: Path | None = None) -> list[dict]:
             "commands": list(claim.commands),
             "training_seconds": training_seconds(claim, rows),
         }
-        for claim, found in findings(root)
+        for claim, found in findings(root, rows)
     ]
 
 
@@ -612,7 +613,7 @@ def claims_table(root: Path | None = None) -> str:
         "| # | claim (reference) | experiment | measured | verdict | training time |",
         "|---|---|---|---|---|---|",
     ]
-    for claim, found in findings(root):
+    for claim, found in findings(root, rows):
         lines.append(
             f"| {claim.number} | {claim.statement} ({claim.reference}) | {claim.experiment} "
             f"| {found.numbers or '-'} | **{found.verdict}**: {found.reason} "

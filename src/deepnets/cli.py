@@ -69,7 +69,7 @@ def cmd_claims(args: argparse.Namespace) -> int:
         print(claims_table())
         return 0
     rows = latest_rows()
-    for claim, found in findings():
+    for claim, found in findings(rows=rows):
         print(f"{claim.number}. {claim.statement} ({claim.reference})")
         print(f"   experiment: {claim.experiment}")
         if found.numbers:

@@ -155,6 +155,12 @@ DQN_CARTPOLE = Experiment(
     ),
 )
 
+# The Nature DQN's optimiser (Mnih et al. 2015), which MinAtar's DQN keeps: minibatches of 32,
+# RMSProp at 2.5e-4 with epsilon 0.01, no gradient clipping (the Huber loss bounds the errors).
+_NATURE_OPTIMISER = dict(
+    batch_size=32, optimizer="rmsprop", lr=2.5e-4, adam_eps=0.01, clip_grad_norm=0.0
+)
+
 # --- dqn-minatar: Young & Tian 2019's DQN settings --------------------------------------------
 
 MINATAR_PAPER = DQNConfig(
@@ -163,11 +169,7 @@ MINATAR_PAPER = DQNConfig(
     env_steps=5_000_000,  # 5M frames (MinAtar has no frame skip)
     hidden=(128,),
     buffer_size=100_000,
-    batch_size=32,
-    optimizer="rmsprop",
-    lr=2.5e-4,
-    adam_eps=0.01,
-    clip_grad_norm=0.0,
+    **_NATURE_OPTIMISER,
     learning_starts=5000,
     target_every=1000,
     eps_end=0.1,
@@ -226,11 +228,7 @@ ATARI_PAPER = DQNConfig(
     env_steps=2_500_000,  # 10M frames at frame skip 4
     hidden=(512,),
     buffer_size=1_000_000,
-    batch_size=32,
-    optimizer="rmsprop",
-    lr=2.5e-4,
-    adam_eps=0.01,
-    clip_grad_norm=0.0,
+    **_NATURE_OPTIMISER,
     learning_starts=50_000,
     train_every=4,
     target_every=10_000,
