@@ -323,3 +323,45 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch):
         CAPTION_DIGITS.preset("tiny"), epochs=2, train_scenes=128, test_scenes=8, val_scenes=8
     )
     assert_resume_is_bit_identical(CAPTION_DIGITS, config, tmp_path, monkeypatch)
+
+
+# --- the baselines -----------------------------------------------------------------------------
+
+
+def test_blind_captioner_gives_every_image_the_same_words():
+    torch.manual_seed(0)
+    model = Captioner(12, 3, (4, 8), 8, 16, attention=False, blind=True).eval()
+    images = torch.randn(2, 3, 16, 16)
+    images[1] = -images[1]
+    logits, weights = model(images, torch.tensor([[BOS, 5, 6], [BOS, 5, 6]]))
+    assert weights is None and torch.equal(logits[0], logits[1])
+    with pytest.raises(ValueError, match="nothing to attend"):
+        Captioner(12, 3, (4, 8), 8, 16, attention=True, blind=True)
+
+
+def test_consensus_picks_the_caption_the_others_agree_with():
+    from deepnets.train.caption import consensus
+
+    pool = ["a cat sleeps on a sofa", "a dog runs on the grass", "a dog runs on grass",
+            "the dog runs on the green grass"]  # fmt: skip
+    assert consensus(pool) in pool[1:]
+
+
+def test_nearest_captions_come_from_the_closest_training_image():
+    from types import SimpleNamespace
+
+    from deepnets.train.caption import CaptionSplit, nearest_captions
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
+    refs = [["a red car", "a red car parked"], ["two dogs play", "two dogs play outside"],
+            ["a man rides a bike", "a man on a bike"]]  # fmt: skip
+    data = {
+        "train": CaptionSplit(images, [[4]] * 3, [0, 1, 2], refs),
+        "test": CaptionSplit(images[[2, 0]], [[4]] * 2, [0, 1], [refs[2], refs[0]]),
+        "norm": ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)),
+    }
+    model = Captioner(12, 3, (4, 8), 8, 16, attention=False)
+    config = SimpleNamespace(eval_batch_size=2)
+    got = nearest_captions(model, data, "test", config, "cpu", k=1)
+    assert got[0] in refs[2] and got[1] in refs[0]

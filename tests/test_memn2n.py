@@ -130,6 +130,24 @@ def test_position_encoding_sums_match_the_papers_formula():
     )
 
 
+def test_authors_position_encoding_is_twice_the_papers_at_the_longest_sentence():
+    torch.manual_seed(0)
+    span, d = 6, 8
+    model = MemN2N(vocab_size=15, dim=d, hops=2, memory_size=10, spans=(span, 4)).double()
+    words = torch.tensor([[3, 4, 5, 0, 0, 0], [7, 0, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]])
+    l = position_encoding(words, d, span).double()  # (3, L, d)
+    fast = model._sentences(words, range(2), span)
+    for k in range(2):
+        assert torch.allclose(fast[k], (l * model.embed[k].weight[words]).sum(1), atol=1e-6)
+    # a full sentence (J = its length = span): exactly twice the paper's weights
+    assert torch.allclose(l[2], 2 * position_encoding(words[2:], d)[0].double())
+    # and within 3/d + 3/J of the released code's 1 + 4(k - (d+1)/2)(j - (J+1)/2) / (dJ)
+    j = torch.arange(1, span + 1, dtype=torch.float64).view(-1, 1)
+    k = torch.arange(1, d + 1, dtype=torch.float64).view(1, -1)
+    released = 1 + 4 * (k - (d + 1) / 2) * (j - (span + 1) / 2) / (d * span)
+    assert (l[2] - released).abs().max() <= 3 / d + 3 / span
+
+
 def test_one_backward_gives_every_parameter_a_finite_gradient():
     model = MemN2N(vocab_size=20, dim=10, hops=3, memory_size=50)
     stories = torch.randint(1, 20, (4, 7, 6))
@@ -358,6 +376,13 @@ def test_answer_story_longer_than_the_memory(trained, capsys, tmp_path):
         trained[0], capsys, "--story-file", str(story), "--question", "Where is Mary?"
     )
     assert "51 sentences but the memory holds 50" in err
+
+
+@needs_babi
+def test_answer_sentence_longer_than_any_the_model_read(trained, capsys):
+    long = "Mary went to the kitchen " + "to the kitchen " * 10 + "."
+    err = _answer_error(trained[0], capsys, "--story", long, "--question", "Where is Mary?")
+    assert "sentences of at most" in err
 
 
 @needs_babi

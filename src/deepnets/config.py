@@ -457,6 +457,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "evals_per_epoch": 1,
     "stop_at": 0.0,
     "empty_attention": False,  # memn2n-babi: empty memory slots were masked out
+    "position_weights": "paper",  # memn2n-babi: the paper's PE formula, J per sentence
     "ls_epochs": 0,  # memn2n-babi: linear start ended when validation loss stopped falling
     "ls_lr": 0.32,  # ... at the schedule's lr (0.32 from the start with no warm-up)
     "feed_thought": False,  # seq2seq-multi30k: the thought vector only started the decoder
@@ -464,6 +465,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "target_loss": 0.0,
     "target_error": 0.0,
     "init": "pytorch",  # mlp-mnist: PyTorch's default initialisation
+    "blind": False,  # caption-*: every captioner saw the image
     "mlp_hidden": (20,),  # convnet-cifar10: the fully connected baseline's hidden layers
 }
 # ... and fields every config once carried that only classifiers use; a saved config of another

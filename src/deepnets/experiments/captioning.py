@@ -27,7 +27,10 @@ PEAK = Metric("peak_in_box", True, "attention peak in box", percent=True)
 
 @dataclass(frozen=True)
 class CaptionConfig(TrainConfig):
+    RULES = ((("blind", "attention"), lambda b, a: not (b and a), "blind needs attention=false"),)
+
     attention: bool = True  # soft attention over the grid (Xu et al.); False: Vinyals et al.
+    blind: bool = False  # the decoder never sees the image (a caption language model baseline)
     channels: tuple[int, ...] = check((16, 32, 64, 64), items=Range(ge=1), min_len=1)  # conv widths
     emb_size: int = check(64, ge=1)  # word vector size
     hidden_size: int = check(128, ge=1)  # decoder LSTM units
@@ -119,7 +122,7 @@ def build_digits(config: DigitsCaptionConfig) -> nn.Module:
 
     return Captioner(
         len(_digits_vocab()), 1, config.channels, config.emb_size, config.hidden_size,
-        config.attention, config.attn_size, config.dropout,
+        config.attention, config.attn_size, config.dropout, config.blind,
     )  # fmt: skip
 
 
@@ -209,7 +212,7 @@ def build_flickr(config: FlickrCaptionConfig) -> nn.Module:
 
     return Captioner(
         config.vocab_size, 3, config.channels, config.emb_size, config.hidden_size,
-        config.attention, config.attn_size, config.dropout,
+        config.attention, config.attn_size, config.dropout, config.blind,
     )  # fmt: skip
 
 
@@ -237,6 +240,7 @@ CAPTION_FLICKR8K = Experiment(
         "tiny": FlickrCaptionConfig(**FLICKR_TINY),
         "small": FlickrCaptionConfig(**FLICKR_SMALL),
         "small-noattn": FlickrCaptionConfig(attention=False, **FLICKR_SMALL),
+        "small-blind": FlickrCaptionConfig(attention=False, blind=True, **FLICKR_SMALL),
         "large": FlickrCaptionConfig(**FLICKR_LARGE),
         "large-noattn": FlickrCaptionConfig(attention=False, **FLICKR_LARGE),
     },
@@ -250,6 +254,7 @@ CAPTION_FLICKR8K = Experiment(
     published_by_preset={
         "small": Published(15.0, "test BLEU-4 at least 15", "deepnets", target=True),
         "small-noattn": Published(math.nan, "Vinyals et al. report no Flickr8k BLEU-4", "-"),
+        "small-blind": Published(math.nan, "a baseline: captions without the image", "-"),
     },
     metrics=(*BLEU, CIDER, LOSS),
     headline=("small",),

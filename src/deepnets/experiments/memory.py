@@ -37,6 +37,9 @@ class MemN2NConfig(TrainConfig):
     dim: int = check(50, ge=1)  # embedding size d (paper: 50 joint, 20 per task)
     hops: int = check(3, ge=1)  # K memory hops
     position_encoding: bool = True  # PE sentence representation (else bag of words)
+    # PE weights: the paper's formula with J each sentence's length, or the authors' released
+    # code's (J the longest sentence of the data, weights doubled); see models/memn2n.py
+    position_weights: Literal["paper", "authors"] = "authors"
     temporal_encoding: bool = True  # add T_A / T_C rows by time index
     empty_attention: bool = True  # unused memory slots share the softmax (authors' code)
     linear_start: bool = True  # start with the attention softmaxes removed (LS)

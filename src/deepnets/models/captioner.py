@@ -71,8 +71,12 @@ class Captioner(nn.Module):
         attention: bool = True,
         attn_size: int = 64,
         dropout: float = 0.2,
+        blind: bool = False,
     ):
         super().__init__()
+        if blind and attention:
+            raise ValueError("a blind decoder has nothing to attend to: use attention=False")
+        self.blind = blind  # the decoder never sees the image: a caption language model
         self.encoder = ConvEncoder(in_channels, channels)
         d = self.encoder.out_channels
         self.decoder = Decoder(vocab, emb, hidden, 1, dropout, d if attention else 0, attn_size)
@@ -94,7 +98,13 @@ class Captioner(nn.Module):
 
     def encode(self, images: torch.Tensor, lengths: torch.Tensor | None = None):
         """-> (memory (B, L, D) or None, mask (B, L) all true, keys (B, L, A) or None, initial
-        decoder state (h, c) each (1, B, H)); what `beam_search` needs."""
+        decoder state (h, c) each (1, B, H)); what `beam_search` needs. A blind model starts
+        every caption from the zero state, whatever the image."""
+        if self.blind:
+            b, hidden = images.shape[0], self.decoder.rnn.hidden_size
+            zero = images.new_zeros(1, b, hidden)
+            mask = torch.ones(b, 1, dtype=torch.bool, device=images.device)
+            return None, mask, None, (zero, zero.clone())
         features = self.encoder(images)  # (B, D, H', W')
         memory = features.flatten(2).transpose(1, 2)  # (B, L, D)
         b, length, _ = memory.shape

@@ -14,17 +14,23 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def position_encoding(words: torch.Tensor, dim: int) -> torch.Tensor:
+def position_encoding(words: torch.Tensor, dim: int, span: int | None = None) -> torch.Tensor:
     """The weights l_kj of position encoding (sec. 4.1) for padded word ids (..., L):
     l_kj = (1 - j/J) - (k/d)(1 - 2j/J), j = 1..J the word's position, k = 1..d the embedding
-    dimension, J the number of words in that sentence (null words get weight 0)."""
+    dimension, J the number of words in that sentence (null words get weight 0).
+
+    With `span` S, the authors' released code instead: J = S for every sentence (the longest
+    sentence of the data) and the weights doubled, 2 l_kj (their 1 + 4(k - (d+1)/2)(j -
+    (S+1)/2)/(dS) is this up to terms of order 1/d and 1/S)."""
     real = (words != 0).to(torch.float32)  # (..., L)
     big_j = real.sum(-1, keepdim=True).clamp(min=1).unsqueeze(-1)  # (..., 1, 1)
+    if span is not None:
+        big_j = torch.full_like(big_j, float(span))
     j = torch.arange(1, words.shape[-1] + 1, dtype=torch.float32, device=words.device)
     j = j.view(-1, 1)  # (L, 1)
     k = torch.arange(1, dim + 1, dtype=torch.float32, device=words.device).view(1, -1)  # (1, d)
     weights = (1 - j / big_j) - (k / dim) * (1 - 2 * j / big_j)  # (..., L, d)
-    return weights * real.unsqueeze(-1)
+    return weights * real.unsqueeze(-1) * (1 if span is None else 2)
 
 
 class MemN2N(nn.Module):
@@ -60,11 +66,13 @@ class MemN2N(nn.Module):
         temporal: bool = True,
         init_std: float = 0.1,
         empty_attention: bool = False,
+        spans: tuple[int, int] | None = None,
     ):
         super().__init__()
         self.dim, self.hops, self.memory_size = dim, hops, memory_size
         self.position, self.temporal = position, temporal
         self.empty_attention = empty_attention
+        self.spans = spans  # (sentence, question) J of the authors' position encoding, or None
         self.embed = nn.ModuleList(
             nn.Embedding(vocab_size, dim, padding_idx=0) for _ in range(hops + 1)
         )  # A^1 .. A^{K+1}
@@ -79,8 +87,9 @@ class MemN2N(nn.Module):
         self.register_buffer("ls_end", torch.tensor(0))  # the training step at which LS ended
         self._register_load_state_dict_pre_hook(_default_ls_end)
 
-    def _sentences(self, words: torch.Tensor, hops: range) -> torch.Tensor:
-        """sum_j l_j * A^k x_j for word ids (..., L), each k in `hops`: (len(hops), ..., d).
+    def _sentences(self, words: torch.Tensor, hops: range, span: int | None = None) -> torch.Tensor:
+        """sum_j l_j * A^k x_j for word ids (..., L), each k in `hops`: (len(hops), ..., d);
+        `span`: the authors' position encoding with J = span (see `position_encoding`).
 
         l_kj = a_j + (k/d) b_j with a_j = 1 - j/J, b_j = 2j/J - 1, so the sum is two weighted
         bags of words (F.embedding_bag): (sum_j a_j A x_j)_k + (k/d) (sum_j b_j A x_j)_k, faster
@@ -89,6 +98,8 @@ class MemN2N(nn.Module):
         table = torch.stack([self.embed[k].weight for k in hops])  # (H, V, d)
         real = (words != 0).to(table.dtype)  # (..., L)
         big_j = real.sum(-1, keepdim=True).clamp(min=1)  # (..., 1)
+        if span is not None:
+            big_j, real = torch.full_like(big_j, float(span)), real * 2  # J = span, doubled
         j = torch.arange(1, words.shape[-1] + 1, dtype=table.dtype, device=words.device)  # (L,)
         a = (1 - j / big_j) * real if self.position else real  # (..., L)
         h, v, d = table.shape
@@ -116,8 +127,9 @@ class MemN2N(nn.Module):
         memories: no words); times (B, S) their time index (0: most recent; < memory_size where
         mask); mask (B, S) which slots hold a memory; queries (B, Lq).
         """
-        u = self._sentences(queries, range(1))[0]  # (B, d): u^1 = B q
-        memories = self._sentences(stories, range(self.hops + 1))  # (K+1, B, R, d)
+        sentence_span, query_span = self.spans or (None, None)
+        u = self._sentences(queries, range(1), query_span)[0]  # (B, d): u^1 = B q
+        memories = self._sentences(stories, range(self.hops + 1), sentence_span)  # (K+1, B, R, d)
         empty = times.shape[1] - stories.shape[1]  # slots past the R rows: empty memories
         if empty > 0:  # their sums of words are zero: only the temporal term remains
             memories = F.pad(memories, (0, 0, 0, empty))  # (K+1, B, S, d)

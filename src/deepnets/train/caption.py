@@ -39,6 +39,7 @@ from deepnets.train.task import GradientTask, index_batches
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 CAPTIONS = "captions-test.txt"  # the run folder's test captions, one a line
+NEAREST_K = 5  # training images whose captions the nearest-neighbour baseline pools
 CIDER = "CIDEr-D (coco-caption formula: n=4, sigma=6, df from the split's references)"
 MAX_FILE_BYTES = 64 * 1024 * 1024  # an image file given to `caption`
 
@@ -207,6 +208,41 @@ def decode_images(model, images: torch.Tensor, norm, config, device, beam: int):
 
 
 @torch.no_grad()
+def image_features(model, images: torch.Tensor, norm, config, device) -> torch.Tensor:
+    """The model's encoder feature map of uint8 images, averaged over the grid, unit length:
+    (N, D)."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), config.eval_batch_size):
+        x = standardise(images[start : start + config.eval_batch_size].to(device), norm)
+        out.append(model.encoder(x).mean((2, 3)).cpu())
+    return torch.nn.functional.normalize(torch.cat(out), dim=1)
+
+
+def consensus(captions: list[str]) -> str:
+    """The caption with the highest mean sentence BLEU against the others."""
+    from sacrebleu.metrics import BLEU
+
+    bleu = BLEU(effective_order=True)
+
+    def agreement(i: int) -> float:
+        return bleu.sentence_score(captions[i], captions[:i] + captions[i + 1 :]).score
+
+    return captions[max(range(len(captions)), key=agreement)]
+
+
+def nearest_captions(model, data, split: str, config, device, k: int = NEAREST_K) -> list[str]:
+    """The nearest-neighbour baseline (after Devlin et al. 2015): for each image of `split` the
+    k training images closest to it in the model's encoder features (cosine), and of their
+    captions the consensus one (`consensus`). No caption is generated."""
+    train, part = data["train"], data[split]
+    known = image_features(model, train.images, data["norm"], config, device)  # (N, D)
+    asked = image_features(model, part.images, data["norm"], config, device)  # (M, D)
+    nearest = (asked @ known.T).topk(min(k, len(known)), dim=1).indices  # (M, k)
+    return [consensus([c for i in row for c in train.references[i]]) for row in nearest.tolist()]
+
+
+@torch.no_grad()
 def mean_loss(model, part: CaptionSplit, config, device, norm) -> float:
     model.eval()
     total, count = 0.0, 0
@@ -272,6 +308,12 @@ class Caption(GradientTask):
                     hits, count = hits + h, count + c
                 scores["peak_in_box"] = hits / max(1, count)
         scores["loss"] = mean_loss(model, part, config, device, data["norm"])
+        if final and part.boxes is None and not model.blind:  # photos: the nearest baseline too
+            nearest = nearest_captions(model, data, split, config, device)
+            scores.update(
+                {f"nearest_{k}": v for k, v in bleu_scores(nearest, part.references).items()}
+            )
+            scores["nearest_cider"] = cider_d(nearest, part.references)
         if final:
             self.final_captions = texts
             self.final_references = max(len(r) for r in part.references)

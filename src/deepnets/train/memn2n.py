@@ -22,9 +22,11 @@ restarts kept by validation.
 Deviations from the paper: the loss is the batch mean at lr 0.32 and clip 1.25, which for plain
 SGD is the paper's summed cost at lr 0.01 and clip 40 with batch 32 (LS: 0.16 = 0.005). The
 released code clips each weight matrix's gradient on its own; here the global norm is clipped.
-Its random noise leaves gaps in the time indices instead of adding empty memories, and its
-position encoding uses the longest sentence's J for every sentence; here J is each sentence's
-length, as the paper writes it.
+Its random noise leaves gaps in the time indices instead of adding empty memories. Its position
+encoding differs from the paper's formula: J is the longest sentence of the data for every
+sentence, and the weights are about twice the paper's. `position_weights` picks either; the
+authors' (the default) solves task 16, basic induction, which the paper's formula leaves near
+50% error here (joint 1k, seed 0: 0.8% against 52.0%).
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ def memory_inputs(
     return times, mask
 
 
+def _spans(data) -> tuple[int, int]:
+    """The longest sentence and question of the tasks' data (their padded lengths): J of the
+    authors' position encoding."""
+    return data["train"].stories.shape[-1], data["train"].queries.shape[-1]
+
+
 class MemN2NTask(GradientTask):
     """bAbI question answering with a memory network; scores are error rates per task."""
 
@@ -94,6 +102,7 @@ class MemN2NTask(GradientTask):
             config.position_encoding,
             config.temporal_encoding,
             empty_attention=config.empty_attention,
+            spans=_spans(data) if config.position_weights == "authors" else None,
         )
         model.linear.fill_(config.linear_start)
         return model
@@ -263,6 +272,11 @@ def answer(config, vocab, model, story: list[str], question: str) -> dict:
             f"the model knows the {len(vocab) - 1} words of the bAbI tasks it was trained on"
         )
     sentence_len = max(len(s) for s in sentences)
+    if model.spans is not None and (sentence_len > model.spans[0] or len(words) > model.spans[1]):
+        raise DeepnetsError(
+            f"the model reads sentences of at most {model.spans[0]} words and questions of at "
+            f"most {model.spans[1]} (the longest in its bAbI tasks); split longer ones"
+        )
     stories = torch.zeros(1, config.memory_size, sentence_len, dtype=torch.long)
     for i, s in enumerate(sentences):
         stories[0, i, : len(s)] = torch.tensor(vocab.encode(s))
