@@ -22,6 +22,10 @@ from deepnets.train.caption import Caption, CaptionSplit, Vocab, read_picture, s
 BLEU = tuple(Metric(f"bleu{n}", True, f"BLEU-{n}") for n in (4, 1, 2, 3))
 CIDER = Metric("cider", True, "CIDEr-D", digits=3)
 EXACT = Metric("exact", True, "exact match", percent=True)
+NEAREST = (  # the nearest-training-caption baseline, scored beside each photo test
+    Metric("nearest_bleu4", True, "nearest-caption BLEU-4"),
+    Metric("nearest_cider", True, "nearest-caption CIDEr-D", digits=3),
+)
 PEAK = Metric("peak_in_box", True, "attention peak in box", percent=True)
 
 
@@ -258,7 +262,7 @@ CAPTION_FLICKR8K = Experiment(
         "small-noattn": Published(math.nan, "Vinyals et al. report no Flickr8k BLEU-4", "-"),
         "small-blind": Published(math.nan, "a baseline: captions without the image", "-"),
     },
-    metrics=(*BLEU, CIDER, LOSS),
+    metrics=(*BLEU, CIDER, LOSS, *NEAREST),
     headline=("small",),
     notes=(
         "The encoder is a small ConvNet trained here from scratch on the 6,000 training "
