@@ -25,6 +25,7 @@ class ClutterConfig(ClassifierConfig):
     image_size: int = check(28, ge=28, le=256)  # canvas side (28: plain MNIST; more: translated)
     clutter: int = check(0, ge=0, le=64)  # 8x8 pieces of other digits pasted on each image
     data_seed: int = check(0, ge=0)  # seeds the placement and clutter of validation and test
+    max_shift: int = check(0, ge=0, le=8)  # training digits shifted up to this many pixels first
     optimizer: Literal["sgd", "adam"] = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0

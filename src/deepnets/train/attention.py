@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import torch
 
+from deepnets.data.augment import random_translate
 from deepnets.data.cluttered_mnist import clutter_batch
 from deepnets.models.ram import hybrid_loss
 from deepnets.train.classify import Classify
 
 
 def place(x: torch.Tensor, config, generator: torch.Generator) -> torch.Tensor:
-    """Training digits (B, 1, 28, 28) on the config's canvas with its clutter (`augment`)."""
+    """Training digits (B, 1, 28, 28), shifted by up to `max_shift` pixels within their 28x28
+    frame, on the config's canvas with its clutter (`augment`)."""
+    x = random_translate(x, config.max_shift, generator)  # background 0: the 0-1 scale
     return clutter_batch(x, config.image_size, config.clutter, generator)
 
 
