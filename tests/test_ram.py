@@ -19,6 +19,7 @@ from deepnets.figures.glimpses import draw_glimpses
 from deepnets.models.ram import RAM, Trajectory, gaussian_log_prob, glimpse, hybrid_loss
 from deepnets.run import RunDir
 from deepnets.train import train_and_evaluate
+from deepnets.train.attention import place
 
 QUIET = dict(progress=False, log=lambda line: None)
 
@@ -97,6 +98,21 @@ def test_clutter_places_the_digit_and_cuts_pieces_from_other_digits():
         clutter(digits, digits, 20, 1, torch.Generator())
     with pytest.raises(DeepnetsError, match=r"must be \(N, 1, 28, 28\)"):
         clutter(digits[:, :, :20], digits, 60, 1, torch.Generator())
+
+
+def test_place_shifts_training_digits_within_their_frame_only_when_asked():
+    digit = torch.zeros(64, 1, 28, 28)
+    digit[:, 0, 10:18, 10:18] = 1.0  # an 8x8 square of ink, 10 pixels from every edge
+    config = dataclasses.replace(RAM_MNIST.presets["tiny"], max_shift=3)
+    shifted = place(digit, config, torch.Generator().manual_seed(0))
+    assert shifted.shape == digit.shape and torch.equal(
+        shifted.sum((1, 2, 3)), digit.sum((1, 2, 3))
+    )
+    rows = shifted[:, 0].sum(2).nonzero()  # (ink rows) as (image, row)
+    tops = torch.stack([rows[rows[:, 0] == k, 1].min() for k in range(64)])
+    assert set(tops.tolist()) <= set(range(7, 14)) and len(set(tops.tolist())) > 3  # within 3
+    unshifted = dataclasses.replace(config, max_shift=0)
+    assert torch.equal(place(digit, unshifted, torch.Generator().manual_seed(0)), digit)
 
 
 # --- REINFORCE -------------------------------------------------------------------------------
