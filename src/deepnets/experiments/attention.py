@@ -108,7 +108,7 @@ RAM_MNIST = Experiment(
             val_size=500,
             log_every=10,
         ),
-        "small": RAMConfig(epochs=100, batch_size=128),
+        "small": RAMConfig(epochs=100, batch_size=128, max_shift=2),
         "cluttered": RAMConfig(
             **_CLUTTERED,
             glimpses=8,
