@@ -147,7 +147,7 @@ RAM_MNIST = Experiment(
         "(`max_shift=2`; the paper does not say it shifted them). Without the shifts (100 "
         "epochs, 777 s on one core) the test error was 3.33%: training error 0.18%, validation "
         "loss rising again after about epoch 30. With them, 100 epochs: 1.48% and 1.58% (seeds "
-        "0 and 1; a policy std of 0.15 instead of 0.1: 1.47%); 200 epochs: 1.21% (seed 0).",
+        "0 and 1; a policy std of 0.15 instead of 0.1: 1.47%); 200 epochs: 1.21% and 1.28%.",
         "`cluttered` (80 epochs, batch 64, policy std 0.25): 10.15% test error against the "
         "paper's 4.04%, level with the ConvNet baseline's 10.03%; 100 epochs of batch 256 with "
         "std 0.1 gave 10.91%. Its glimpse paths (`deepnets figure fig-glimpses`) wander and "
