@@ -325,6 +325,39 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch):
     assert_resume_is_bit_identical(CAPTION_DIGITS, config, tmp_path, monkeypatch)
 
 
+def test_training_images_are_mirrored_and_shifted_only_when_asked():
+    import dataclasses
+
+    from deepnets.experiments.captioning import CAPTION_DIGITS, CAPTION_FLICKR8K
+    from deepnets.train.caption import augment_images
+
+    images = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8)
+    plain = CAPTION_FLICKR8K.preset("tiny")
+    assert augment_images(images, plain, torch.Generator().manual_seed(0)) is images
+    digits = CAPTION_DIGITS.preset("tiny")  # scenes name left and right: never mirrored
+    assert augment_images(images, digits, torch.Generator().manual_seed(0)) is images
+    mirrored = augment_images(
+        images, dataclasses.replace(plain, flip=True), torch.Generator().manual_seed(0)
+    )
+    same = (mirrored == images.float()).flatten(1).all(1)
+    flipped = (mirrored == images.flip(3).float()).flatten(1).all(1)
+    assert (same | flipped).all() and 10 < flipped.sum() < 54  # about half, each whole
+    shifted = augment_images(
+        images, dataclasses.replace(plain, max_shift=3), torch.Generator().manual_seed(1)
+    )
+    assert shifted.shape == images.shape and shifted.dtype == torch.float32
+    centre = shifted[:, :, 3:-3, 3:-3]  # every pixel here comes from the image, moved <= 3
+    found = 0
+    for i in range(len(images)):
+        moves = [
+            (dr, dc) for dr in range(-3, 4) for dc in range(-3, 4)
+            if torch.equal(centre[i], images[i, :, 3 + dr : 13 + dr, 3 + dc : 13 + dc].float())
+        ]  # fmt: skip
+        assert moves, f"image {i} is not a shift of at most 3 pixels"
+        found += moves != [(0, 0)]
+    assert found > 40  # shifts do vary
+
+
 # --- the baselines -----------------------------------------------------------------------------
 
 

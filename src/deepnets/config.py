@@ -467,7 +467,8 @@ ADDED_FIELDS: dict[str, Any] = {
     "init": "pytorch",  # mlp-mnist: PyTorch's default initialisation
     "blind": False,  # caption-*: every captioner saw the image
     "mlp_hidden": (20,),  # convnet-cifar10: the fully connected baseline's hidden layers
-    "max_shift": 0,  # ram-mnist, convnet-cluttered: training digits were not shifted
+    "max_shift": 0,  # ram-mnist, convnet-cluttered, caption-flickr8k: no training shifts
+    "flip": False,  # caption-flickr8k: training images were not mirrored
 }
 # ... and fields every config once carried that only classifiers use; a saved config of another
 # experiment may hold them (with no effect on its run) and they are dropped when it is loaded.

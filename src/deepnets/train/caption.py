@@ -32,6 +32,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from deepnets import DeepnetsError
+from deepnets.data.augment import random_flip, random_translate
 from deepnets.models.captioner import attention_penalty
 from deepnets.models.seq2seq import beam_search, sequence_loss
 from deepnets.train import engine
@@ -100,6 +101,20 @@ def collate(part: CaptionSplit, idx: list[int]):
     tgt_in = pad_sequence([torch.tensor([BOS] + part.captions[i]) for i in idx], batch_first=True)
     tgt_out = pad_sequence([torch.tensor(part.captions[i] + [EOS]) for i in idx], batch_first=True)
     return images, tgt_in, tgt_out
+
+
+def augment_images(images: torch.Tensor, config, generator: torch.Generator) -> torch.Tensor:
+    """Training images (B, C, H, W) uint8, mirrored left-right with probability 1/2 when
+    `config.flip` and shifted by up to `config.max_shift` pixels (border reflected) when it is
+    set; returned as float on the 0-255 scale once changed. Configs without the fields (digit
+    scenes, whose captions name left and right) pass through unchanged."""
+    flip, shift = getattr(config, "flip", False), getattr(config, "max_shift", 0)
+    if not (flip or shift):
+        return images
+    images = images.float()
+    if flip:
+        images = random_flip(images, generator)
+    return random_translate(images, shift, generator, padding="reflect")
 
 
 # --- scores ------------------------------------------------------------------------------------
@@ -274,7 +289,8 @@ class Caption(GradientTask):
     def batches(self, data, config, generator, ctx):
         part = data["train"]
         for idx in index_batches(len(part.captions), config, generator, ctx):
-            yield collate(part, idx.tolist())
+            images, tgt_in, tgt_out = collate(part, idx.tolist())
+            yield augment_images(images, config, generator), tgt_in, tgt_out
 
     def loss(self, step: engine.Step, batch, carry):
         images, tgt_in, tgt_out = (t.to(step.device) for t in batch)
