@@ -325,6 +325,32 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch):
     assert_resume_is_bit_identical(CAPTION_DIGITS, config, tmp_path, monkeypatch)
 
 
+@pytest.mark.parametrize("attention, blind", [(True, False), (False, False), (False, True)])
+def test_a_batch_by_image_gives_the_loss_of_the_same_pairs_batched_by_caption(attention, blind):
+    from deepnets.train.caption import CaptionSplit, collate, collate_images, pairs_by_image
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    captions = [[4 + (i * 3 + k) % 6 for k in range(1 + i % 4)] for i in range(12)]
+    owner = [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 2]  # image 0 has 3 captions, image 4 has 2
+    part = CaptionSplit(images, captions, owner, [[""]] * 5)
+    pairs_of = pairs_by_image(part)
+    assert pairs_of[0] == [0, 5, 10] and pairs_of[4] == [4, 9]
+    grouped_images, g_in, g_out, rows = collate_images(part, [4, 0, 2], pairs_of)
+    pairs = [4, 9, 0, 5, 10, 2, 7, 11]  # the captions of images 4, 0, 2 in that order
+    assert rows.tolist() == [0, 0, 1, 1, 1, 2, 2, 2]
+    flat_images, f_in, f_out = collate(part, pairs)
+    assert torch.equal(grouped_images[rows], flat_images)
+    assert torch.equal(g_in, f_in) and torch.equal(g_out, f_out)
+    model = Captioner(10, 3, (4, 8), 6, 8, attention, 5, 0.0, blind).eval()
+    x_grouped, x_flat = grouped_images.float() / 255, flat_images.float() / 255
+    logits, weights = model(x_grouped, g_in, rows)
+    want_logits, want_weights = model(x_flat, f_in)
+    torch.testing.assert_close(logits, want_logits)
+    if attention:
+        torch.testing.assert_close(weights, want_weights)
+
+
 def test_training_images_are_mirrored_and_shifted_only_when_asked():
     import dataclasses
 

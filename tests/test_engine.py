@@ -196,6 +196,8 @@ AMP_COMPILE_RUNS = [
     ("lstm-ptb", ["epochs=1", "train_subset=4000"], "ptb"),
     ("ctc-digits", ["epochs=1", "strings=32,8,8", "val_size=20"], "tones"),
     ("dbn-mnist", ["epochs=1", "pretrain_epochs=1", "train_subset=1000"], "mnist"),
+    ("caption-digits", ["epochs=1"], "mnist"),  # the seq2seq decoder's nn.LSTM
+    ("lstm-copy", ["epochs=1"], None),
 ]
 
 
@@ -218,6 +220,32 @@ def test_amp_and_compile_are_accepted_by_every_task(tmp_path, experiment, overri
     assert meta["config"]["amp"] is True and meta["config"]["compile"] is True
     summary = json.loads((run_dir / "summary.json").read_text())
     assert all(math.isfinite(v) for v in summary["metrics"].values()), summary
+
+
+@pytest.mark.parametrize("kind", ["tensor", "packed"])
+def test_a_builtin_lstm_under_cpu_autocast_runs_in_float32_where_onednn_has_no_bfloat16(
+    kind, monkeypatch
+):
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from deepnets.models import recurrence
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 5, batch_first=True)
+    x, state = torch.randn(3, 4, 6), (torch.randn(1, 3, 5), torch.randn(1, 3, 5))
+    if kind == "packed":
+        x = pack_padded_sequence(x, torch.tensor([4, 2, 3]), batch_first=True, enforce_sorted=False)
+    want_out, (want_h, want_c) = lstm(x, state)
+    monkeypatch.setattr(recurrence, "cpu_has_bfloat16_rnn", lambda: False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, (h, c) = recurrence.run_rnn(lstm, x, (state[0].bfloat16(), state[1]))
+    if kind == "packed":
+        out, want_out = out.data, want_out.data
+    assert out.dtype == h.dtype == torch.float32
+    torch.testing.assert_close(out, want_out, atol=0.02, rtol=0)  # h_0 was rounded to bfloat16
+    torch.testing.assert_close(c, want_c, atol=0.02, rtol=0)
+    out, _ = recurrence.run_rnn(lstm, x, state)  # no autocast: the plain call
+    torch.testing.assert_close(out.data if kind == "packed" else out, want_out, atol=0, rtol=0)
 
 
 def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one_and_resume_continues(

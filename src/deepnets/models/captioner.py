@@ -120,10 +120,14 @@ class Captioner(nn.Module):
         keys = self.decoder.attention.key(memory)  # U a_i, computed once: (B, L, A)
         return memory, mask, keys, (h0.contiguous(), c0.contiguous())
 
-    def forward(self, images: torch.Tensor, tgt_in: torch.Tensor):
+    def forward(self, images: torch.Tensor, tgt_in: torch.Tensor, owner=None):
         """Teacher forcing: tgt_in (B, T) = start token then the caption -> logits (B, T, V)
-        of each next word, attention weights (B, T, L) or None."""
+        of each next word, attention weights (B, T, L) or None. With owner (P,), tgt_in holds P
+        captions and caption p describes images[owner[p]]: each image is encoded once."""
         memory, mask, keys, state = self.encode(images)
+        if owner is not None:
+            memory, mask, keys = (None if t is None else t[owner] for t in (memory, mask, keys))
+            state = tuple(s[:, owner] for s in state)
         logits, _, weights = self.decoder(tgt_in, state, memory, mask, keys)
         return logits, weights
 

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from deepnets.models.recurrence import run_rnn
+
 BLANK = 0  # label ids: 0 is the blank, digit d is d + 1
 
 
@@ -76,7 +78,7 @@ class CTCRecognizer(nn.Module):
         h = self.front(x.transpose(1, 2)).transpose(1, 2)  # (B, T, F) -> (B, T', C)
         out_lengths = self.output_lengths(lengths)
         packed = pack_padded_sequence(h, out_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        h, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True)  # (B, T'', 2H)
+        h, _ = pad_packed_sequence(run_rnn(self.lstm, packed)[0], batch_first=True)  # (B, T'', 2H)
         return self.out(self.dropout(h)).log_softmax(-1), out_lengths  # (B, T'', 1 + labels)
 
 

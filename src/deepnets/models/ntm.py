@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepnets.models.recurrence import run_rnn
+
 EPS = 1e-8  # in norms and normalisers, so zero vectors and zero weightings give no NaN
 
 
@@ -150,4 +152,4 @@ class SequenceLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T, n_in) -> logits (B, T, n_out)."""
-        return self.output(self.lstm(x)[0])
+        return self.output(run_rnn(self.lstm, x)[0])

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from deepnets.models.recurrence import run_rnn
 from deepnets.models.softmax import Softmax, output_layer, output_log_probs, output_loss, output_of
 
 Cell = Literal["elman", "lstm"]
@@ -209,16 +210,7 @@ class RNNLM(nn.Module):
     def _recur(self, e: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         # e (B, T, E), state per layer stacked on dim 0 -> top outputs (B, T, H), new state
         if self.use_builtin:
-            if e.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-                # oneDNN's bfloat16 RNN kernels need CPU features (AVX-512) that many machines
-                # lack: under CPU autocast the recurrence runs in float32
-                if isinstance(state, tuple):
-                    state = tuple(s.float() for s in state)
-                elif state is not None:
-                    state = state.float()
-                with torch.autocast("cpu", enabled=False):
-                    return self.rnn(e.float(), state)
-            return self.rnn(e, state)
+            return run_rnn(self.rnn, e, state)  # float32 where CPU autocast has no RNN
         out, finals = e, []
         for k, layer in enumerate(self.layers):
             if k > 0:

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from deepnets.models.recurrence import run_rnn
+
 State = tuple[torch.Tensor, torch.Tensor]  # LSTM (h, c), each (layers, B, H)
 
 
@@ -67,7 +69,7 @@ class Encoder(nn.Module):
         (layers * D, B, H) (layer-major, directions inner, as nn.LSTM returns them)."""
         x = self.drop(self.embed(src))  # (B, S, E)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, final = self.rnn(packed)
+        out, final = run_rnn(self.rnn, packed)
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])
         return states, final
 
@@ -120,7 +122,7 @@ class Decoder(nn.Module):
         if self.context_size:
             context = memory[:, :1].expand(-1, tokens.shape[1], -1)  # c at every step: (B, T, C)
             x = torch.cat([x, context], dim=-1)
-        s, state = self.rnn(x, state)  # (B, T, H)
+        s, state = run_rnn(self.rnn, x, state)  # (B, T, H)
         weights = None
         if self.attention is not None:
             context, weights = self.attention(s, memory, mask, keys)  # (B, T, M), (B, T, S)

@@ -98,9 +98,29 @@ def standardise(images: torch.Tensor, norm: tuple[tuple, tuple]) -> torch.Tensor
 def collate(part: CaptionSplit, idx: list[int]):
     """Pairs idx -> images (B, C, H, W) uint8, tgt_in (B, T) = BOS y, tgt_out (B, T) = y EOS."""
     images = part.images[[part.owner[i] for i in idx]]
+    return (images, *_targets(part, idx))
+
+
+def _targets(part: CaptionSplit, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     tgt_in = pad_sequence([torch.tensor([BOS] + part.captions[i]) for i in idx], batch_first=True)
     tgt_out = pad_sequence([torch.tensor(part.captions[i] + [EOS]) for i in idx], batch_first=True)
-    return images, tgt_in, tgt_out
+    return tgt_in, tgt_out
+
+
+def collate_images(part: CaptionSplit, idx: list[int], pairs_of: list[list[int]]):
+    """Images idx, each with all its captions -> images (B, C, H, W) uint8, tgt_in and tgt_out
+    (P, T) for the P captions, owner (P,): the row of `images` each caption describes."""
+    pairs = [p for i in idx for p in pairs_of[i]]
+    owner = torch.tensor([row for row, i in enumerate(idx) for _ in pairs_of[i]])
+    return (part.images[idx], *_targets(part, pairs), owner)
+
+
+def pairs_by_image(part: CaptionSplit) -> list[list[int]]:
+    """For each image, the indices of its (image, caption) pairs."""
+    pairs_of: list[list[int]] = [[] for _ in range(len(part.images))]
+    for pair, image in enumerate(part.owner):
+        pairs_of[image].append(pair)
+    return pairs_of
 
 
 def augment_images(images: torch.Tensor, config, generator: torch.Generator) -> torch.Tensor:
@@ -284,18 +304,26 @@ class Caption(GradientTask):
         return [s for s in ("train", "val", "test") if s in data]
 
     def steps_per_epoch(self, data, config) -> int:
-        return len(data["train"].captions) // config.batch_size
+        part = data["train"]
+        n = len(part.images) if config.batch_by == "image" else len(part.captions)
+        return n // config.batch_size
 
     def batches(self, data, config, generator, ctx):
         part = data["train"]
+        if config.batch_by == "image":
+            pairs_of = pairs_by_image(part)
+            for idx in index_batches(len(part.images), config, generator, ctx):
+                images, *rest = collate_images(part, idx.tolist(), pairs_of)
+                yield augment_images(images, config, generator), *rest
+            return
         for idx in index_batches(len(part.captions), config, generator, ctx):
             images, tgt_in, tgt_out = collate(part, idx.tolist())
-            yield augment_images(images, config, generator), tgt_in, tgt_out
+            yield augment_images(images, config, generator), tgt_in, tgt_out, None
 
     def loss(self, step: engine.Step, batch, carry):
-        images, tgt_in, tgt_out = (t.to(step.device) for t in batch)
+        images, tgt_in, tgt_out, owner = (None if t is None else t.to(step.device) for t in batch)
         images = standardise(images, self.norm(step.config))  # on the device
-        logits, weights = step.net(images, tgt_in)  # (B, T, V), (B, T, L)
+        logits, weights = step.net(images, tgt_in, owner)  # (B, T, V), (B, T, L)
         loss = sequence_loss(logits, tgt_out, step.config.label_smoothing)
         if weights is not None and step.config.attn_reg > 0:
             loss = loss + step.config.attn_reg * attention_penalty(weights, tgt_out)
