@@ -304,6 +304,32 @@ def test_caption_on_bad_input_is_one_clear_message(tiny_run, tmp_path, capsys):
     assert rc == 2 and "--beam must be at least 1" in capsys.readouterr().err
 
 
+def test_eval_set_changes_only_how_a_trained_run_decodes(tiny_run, capsys):
+    saved = (tiny_run / "config.json").read_text()
+
+    def scores(*sets):
+        assert cli.main(["eval", str(tiny_run), *sets]) == 0
+        line = capsys.readouterr().out.strip()
+        return dict(zip(line.split()[1::2], map(float, line.split()[2::2])))
+
+    plain, greedy = scores(), scores("--set", "beam_size=1")
+    assert scores("--set", "beam_size=2") == plain  # the tiny preset's own beam
+    two_words = scores("--set", "beam_size=1", "--set", "max_decode=2")
+    assert two_words["loss"] == greedy["loss"] and two_words["exact"] == 0  # captions cut short
+    assert greedy["bleu1"] != two_words["bleu1"]
+    for bad, message in [
+        ("hidden_size=8", "only how the trained model decodes"),
+        ("beam_size=0", "beam_size"),
+        ("beam_size", "key=value"),
+    ]:
+        assert cli.main(["eval", str(tiny_run), "--set", bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (bad, err)
+    assert cli.main(["eval", str(tiny_run), "--rescore", "--set", "beam_size=1"]) == 2
+    assert "leave out --split/--set" in capsys.readouterr().err
+    assert (tiny_run / "config.json").read_text() == saved
+
+
 def test_fig3_draws_a_map_per_word(tiny_run, tmp_path):
     out = tmp_path / "fig3.png"
     assert cli.main(["figure", "fig3", str(tiny_run), "--out", str(out)]) == 0

@@ -141,13 +141,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.rescore:
         from deepnets.train.engine import rescore_run
 
-        if args.split != "test":
-            raise DeepnetsError("--rescore scores the test split; leave out --split")
+        if args.split != "test" or args.set:
+            raise DeepnetsError(
+                "--rescore scores the test split as trained; leave out --split/--set"
+            )
         summary = rescore_run(args.run_dir, args.device or "auto")
         before = summary["rescored"]["previous"]["metrics"][summary["metric"]]
         print(f"{summary['metric']} {before:.4f} -> {summary['value']:.4f}; wrote summary.json")
         return 0
-    metrics = evaluate_run(args.run_dir, args.device or "auto", args.split)
+    metrics = evaluate_run(args.run_dir, args.device or "auto", args.split, args.set or ())
     shown = (f"{k} {v}" if isinstance(v, int) else f"{k} {v:.4f}" for k, v in metrics.items())
     print(f"{args.split} " + "  ".join(shown))
     return 0
@@ -384,6 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--rescore",
         action="store_true",
         help="score the test split with the current code and record it in summary.json",
+    )
+    ev.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="change how the model decodes and is scored, e.g. beam_size=5 (repeatable); "
+        "the run folder is not changed",
     )
 
     demo = sub.add_parser("demo", help="the embedded default: a ConvNet on scikit-learn's digits")

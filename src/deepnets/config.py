@@ -420,6 +420,23 @@ def _convert(text: str, kind: Any) -> Any:
     raise ValueError(f"fields of type {kind} cannot be set from the command line")
 
 
+# what `deepnets eval --set` may change: how a trained model decodes and is scored, not the model
+EVAL_FIELDS = ("beam_size", "length_penalty", "max_decode", "eval_batch_size", "eval_subset")
+
+
+def apply_eval_overrides(config: Config, overrides: list[str]) -> Config:
+    """`apply_overrides` for a trained run's config, limited to the EVAL_FIELDS it has."""
+    allowed = [f.name for f in fields_of(type(config)) if f.name in EVAL_FIELDS]
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        if key not in allowed:
+            raise ConfigError(
+                f"eval --set {key}: only how the trained model decodes and is scored can change "
+                f"here ({', '.join(allowed) or 'nothing, for this experiment'})"
+            )
+    return apply_overrides(config, overrides)
+
+
 def apply_overrides(config: Config, overrides: list[str]) -> Config:
     """Return `config` with each `key=value` applied: the text is converted to the field's type,
     then the new config is checked like any other. Raises ConfigError naming the key."""

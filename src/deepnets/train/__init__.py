@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+from deepnets import DeepnetsError
 
 
 def train_and_evaluate(
@@ -29,10 +32,19 @@ def train_and_evaluate(
     )
 
 
-def evaluate_run(run_dir: Path | str, device: str = "auto", split: str = "test") -> dict:
-    """Re-evaluate a finished (or stopped) run folder's selected weights on one split."""
+def evaluate_run(
+    run_dir: Path | str, device: str = "auto", split: str = "test", overrides: Sequence[str] = ()
+) -> dict:
+    """Re-evaluate a finished (or stopped) run folder's selected weights on one split, with
+    `overrides` (key=value) of how a gradient-trained model decodes and is scored."""
     from deepnets.run import RunDir
+    from deepnets.train import engine
+    from deepnets.train.task import GradientTask
 
     run = RunDir.open(run_dir)
     experiment, _, _ = run.read_config()
-    return experiment.task.evaluate_run(run, device, split)
+    if not overrides:
+        return experiment.task.evaluate_run(run, device, split)
+    if not isinstance(experiment.task, GradientTask):
+        raise DeepnetsError(f"eval --set: {experiment.id} has nothing to change at evaluation")
+    return engine.evaluate_run(run, device, split, overrides)

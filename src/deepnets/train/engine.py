@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -334,11 +334,16 @@ def rescore_run(path, device: str = "auto") -> dict:
     return summary
 
 
-def evaluate_run(run: RunDir, device: str = "auto", split: str = "test") -> dict[str, float]:
-    """Re-evaluate a saved run's selected weights on one split."""
+def evaluate_run(
+    run: RunDir, device: str = "auto", split: str = "test", overrides: Sequence[str] = ()
+) -> dict[str, float]:
+    """Re-evaluate a saved run's selected weights on one split; `overrides` (key=value) change
+    how it decodes and is scored (`config.EVAL_FIELDS`), never the saved run."""
+    from deepnets.config import apply_eval_overrides
     from deepnets.run import load_model
 
     experiment, config, model = load_model(run.path, device)
+    config = apply_eval_overrides(config, list(overrides))
     task = experiment.task
     dev = next(model.parameters()).device
     data = task.load(experiment, config, dev)
