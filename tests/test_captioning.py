@@ -317,9 +317,11 @@ def test_eval_set_changes_only_how_a_trained_run_decodes(tiny_run, capsys):
     two_words = scores("--set", "beam_size=1", "--set", "max_decode=2")
     assert two_words["loss"] == greedy["loss"] and two_words["exact"] == 0  # captions cut short
     assert greedy["bleu1"] != two_words["bleu1"]
+    assert scores("--set", "select=last") == plain  # one epoch: the last weights are the best
     for bad, message in [
         ("hidden_size=8", "only how the trained model decodes"),
         ("beam_size=0", "beam_size"),
+        ("select=worst", "select"),
         ("beam_size", "key=value"),
     ]:
         assert cli.main(["eval", str(tiny_run), "--set", bad]) == 2

@@ -420,8 +420,11 @@ def _convert(text: str, kind: Any) -> Any:
     raise ValueError(f"fields of type {kind} cannot be set from the command line")
 
 
-# what `deepnets eval --set` may change: how a trained model decodes and is scored, not the model
-EVAL_FIELDS = ("beam_size", "length_penalty", "max_decode", "eval_batch_size", "eval_subset")
+# what `deepnets eval --set` may change: which saved weights are scored (select) and how they
+# decode and are scored, never the model
+EVAL_FIELDS = (
+    "select", "beam_size", "length_penalty", "max_decode", "eval_batch_size", "eval_subset",
+)  # fmt: skip
 
 
 def apply_eval_overrides(config: Config, overrides: list[str]) -> Config:

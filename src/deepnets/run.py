@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -250,13 +250,15 @@ def load_run(path: Path | str) -> tuple[Any, Any, dict]:
     return RunDir.open(path).read_config()
 
 
-def load_model(path: Path | str, device: str = "auto"):
+def load_model(path: Path | str, device: str = "auto", overrides: Sequence[str] = ()):
     """A gradient-trained run folder's experiment, config and model (eval mode) with the weights
-    its config selects."""
+    its config selects; `overrides` change how it is evaluated (`config.EVAL_FIELDS`)."""
+    from deepnets.config import apply_eval_overrides
     from deepnets.train.distributed import resolve_device
 
     run = RunDir.open(path)
     experiment, config, _ = run.read_config()
+    config = apply_eval_overrides(config, list(overrides))
     model = experiment.task.build(experiment, config, None)
     model.load_state_dict(run.selected_weights(config.select))
     return experiment, config, model.to(resolve_device(device)).eval()

@@ -339,11 +339,9 @@ def evaluate_run(
 ) -> dict[str, float]:
     """Re-evaluate a saved run's selected weights on one split; `overrides` (key=value) change
     how it decodes and is scored (`config.EVAL_FIELDS`), never the saved run."""
-    from deepnets.config import apply_eval_overrides
     from deepnets.run import load_model
 
-    experiment, config, model = load_model(run.path, device)
-    config = apply_eval_overrides(config, list(overrides))
+    experiment, config, model = load_model(run.path, device, overrides)
     task = experiment.task
     dev = next(model.parameters()).device
     data = task.load(experiment, config, dev)
