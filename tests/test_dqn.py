@@ -375,6 +375,8 @@ def test_cli_tiny_cartpole_run_eval_and_figures(tmp_path):
     from deepnets.train import evaluate_run
 
     assert evaluate_run(run_dir, "cpu", "test")["return"] == summary["value"]  # same seeds
+    with pytest.raises(DeepnetsError, match="dqn-cartpole is not one"):
+        evaluate_run(run_dir, "cpu", "test", ["select=last"])  # eval --set: gradient runs only
     for name in ("fig-dqn-curves", "fig-dqn-q"):
         out = FIGURES[name](run_dir=str(run_dir), out=str(tmp_path / f"{name}.png"))
         assert out.stat().st_size > 10_000

@@ -46,5 +46,8 @@ def evaluate_run(
     if not overrides:
         return experiment.task.evaluate_run(run, device, split)
     if not isinstance(experiment.task, GradientTask):
-        raise DeepnetsError(f"eval --set: {experiment.id} has nothing to change at evaluation")
+        raise DeepnetsError(
+            f"eval --set re-scores runs of the gradient engine; {experiment.id} is not one "
+            "(train it again with run --set instead)"
+        )
     return engine.evaluate_run(run, device, split, overrides)

@@ -303,22 +303,23 @@ class Caption(GradientTask):
     def split_names(self, data) -> list[str]:
         return [s for s in ("train", "val", "test") if s in data]
 
+    @staticmethod
+    def _drawn(part: CaptionSplit, config) -> int:
+        """How many units an epoch draws batches from: images or (image, caption) pairs."""
+        return len(part.images) if config.batch_by == "image" else len(part.captions)
+
     def steps_per_epoch(self, data, config) -> int:
-        part = data["train"]
-        n = len(part.images) if config.batch_by == "image" else len(part.captions)
-        return n // config.batch_size
+        return self._drawn(data["train"], config) // config.batch_size
 
     def batches(self, data, config, generator, ctx):
         part = data["train"]
-        if config.batch_by == "image":
-            pairs_of = pairs_by_image(part)
-            for idx in index_batches(len(part.images), config, generator, ctx):
+        pairs_of = pairs_by_image(part) if config.batch_by == "image" else None
+        for idx in index_batches(self._drawn(part, config), config, generator, ctx):
+            if pairs_of is None:  # pairs: each image row describes its own caption, no owner
+                images, *rest = (*collate(part, idx.tolist()), None)
+            else:
                 images, *rest = collate_images(part, idx.tolist(), pairs_of)
-                yield augment_images(images, config, generator), *rest
-            return
-        for idx in index_batches(len(part.captions), config, generator, ctx):
-            images, tgt_in, tgt_out = collate(part, idx.tolist())
-            yield augment_images(images, config, generator), tgt_in, tgt_out, None
+            yield augment_images(images, config, generator), *rest
 
     def loss(self, step: engine.Step, batch, carry):
         images, tgt_in, tgt_out, owner = (None if t is None else t.to(step.device) for t in batch)
