@@ -173,6 +173,23 @@ def test_one_backward_gives_every_parameter_a_finite_gradient(core):
         assert p.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize("reinforce_core", [False, True])
+def test_the_policy_and_baseline_train_the_core_only_when_asked(reinforce_core):
+    """The REINFORCE and baseline terms alone (cross-entropy left out) reach the core and glimpse
+    networks with reinforce_core (the paper's hybrid loss), and never without (stop-gradient)."""
+    torch.manual_seed(0)
+    model = RAM(glimpses=3, glimpse_size=4, scales=2, hidden=16, reinforce_core=reinforce_core)
+    out = model(torch.rand(8, 1, 28, 28))
+    reward = torch.randint(2, (8, 1)).float()
+    policy = -(out.log_probs * (reward - out.baselines.detach())).sum()
+    (policy + ((out.baselines - reward) ** 2).sum()).backward()
+    assert model.locate.weight.grad.abs().sum() > 0 and model.baseline.weight.grad.abs().sum() > 0
+    for layer in (model.what, model.where, model.core, model.recur):
+        reached = layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+        assert reached == reinforce_core
+    assert model.classify.weight.grad is None  # the classifier is the cross-entropy's alone
+
+
 # --- training, resume, the command line ------------------------------------------------------
 
 

@@ -490,6 +490,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "max_shift": 0,  # ram-mnist, convnet-cluttered, caption-flickr8k: no training shifts
     "flip": False,  # caption-flickr8k: training images were not mirrored
     "batch_by": "caption",  # caption-flickr8k, caption-digits: batches of (image, caption) pairs
+    "reinforce_core": False,  # ram-mnist: the policy read the core state through a stop-gradient
 }
 # ... and fields every config once carried that only classifiers use; a saved config of another
 # experiment may hold them (with no effect on its run) and they are dropped when it is loaded.

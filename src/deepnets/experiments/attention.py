@@ -45,6 +45,7 @@ class RAMConfig(ClutterConfig):
     hidden: int = check(256, ge=1)  # units of the core state h_t
     core: Literal["rnn", "lstm"] = "rnn"  # ReLU recurrent core (the paper's) or an LSTM
     std: float = check(0.1, gt=0, le=1)  # fixed std of the location policy (image half-widths)
+    reinforce_core: bool = False  # REINFORCE and baseline gradients also train core and glimpses
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def build_ram(config: RAMConfig) -> nn.Module:
         config.hidden,
         config.core,
         config.std,
+        reinforce_core=config.reinforce_core,
     )
 
 
