@@ -144,11 +144,17 @@ def test_reinforce_gradient_pulls_the_mean_toward_rewarded_locations_only():
 
 def test_shapes_and_exact_parameter_counts():
     ram = RAM_MNIST.build_model(RAM_MNIST.preset("cluttered"))
-    # W_g 432x128, W_l 2x128, W_hg and W_hl 128x256, W_gh and W_hh 256x256, loc, baseline, out
-    expected = (432 + 1) * 128 + 3 * 128 + 2 * (129 * 256) + 2 * (257 * 256) + 257 * 2 + 257
-    assert sum(p.numel() for p in ram.parameters()) == expected + 257 * 10 == 256_781
+    # W_g 432x128, W_l 2x128, W_hg and W_hl 128x256, an LSTM of 256, loc, baseline, out
+    lstm = 4 * 256 * (256 + 256) + 2 * 4 * 256
+    expected = (432 + 1) * 128 + 3 * 128 + 2 * (129 * 256) + lstm + 257 * 2 + 257
+    assert sum(p.numel() for p in ram.parameters()) == expected + 257 * 10 == 651_533
+    relu_core = RAM_MNIST.build_model(
+        dataclasses.replace(RAM_MNIST.preset("cluttered"), core="rnn")
+    )
+    # the paper's ReLU core instead: W_gh and W_hh 256x256
+    assert sum(p.numel() for p in relu_core.parameters()) == 651_533 - lstm + 2 * 257 * 256
     conv = CONVNET_CLUTTERED.build_model(CONVNET_CLUTTERED.preset("small"))
-    # 8 10x10 filters, 11x11 maps of stride 5 on 60x60, 256 hidden, 10 out: sizes alike
+    # 8 10x10 filters, 11x11 maps of stride 5 on 60x60, 256 hidden, 10 out: the ReLU RAM's size
     assert sum(p.numel() for p in conv.parameters()) == 808 + (968 + 1) * 256 + 257 * 10
     out = ram(torch.rand(5, 1, 60, 60))
     assert out.logits.shape == (5, 10) and out.locations.shape == (5, 8, 2)
