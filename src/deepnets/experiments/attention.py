@@ -190,6 +190,9 @@ CONVNET_CLUTTERED = Experiment(
     ),
     notes=(
         "The paper's baseline: 8 10x10 filters with stride 5 and ReLU, 256 ReLU hidden units, a "
-        "softmax (a parameter count close to the RAM's); same data as ram-mnist `cluttered`.",
+        "softmax (a parameter count close to the RAM's with the paper's ReLU core); same data as "
+        "ram-mnist `cluttered`.",
+        "With 660 hidden units (646,958 parameters, the size of ram-mnist `cluttered` with its "
+        "LSTM core) the ConvNet reached 8.88% (seed 0, 100 epochs), against the RAM's 6.34%.",
     ),
 )
