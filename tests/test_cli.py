@@ -171,6 +171,18 @@ def test_run_eval_list_and_bench_end_to_end(tmp_path):
     assert "repeat a seed" in _no_traceback(twice)
     other = run_cli("bench", "mlp-mnist", "--from-runs", str(seeds[0]), env=env)
     assert "is a convnet-digits run" in _no_traceback(other)
+    # scored again another way (eval fields only): the same weights, the same accuracy
+    again = run_cli(
+        "bench", "convnet-digits", "--from-runs", *map(str, seeds), "--set", "eval_batch_size=7",
+        env=env,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    row = (root / "results" / "convnet-digits.csv").read_text().splitlines()[4].split(",")
+    assert row[1] == "tiny+eval_batch_size=7" and row[3:6] == rows[1].split(",")[3:6]
+    retrain = run_cli(
+        "bench", "convnet-digits", "--from-runs", str(seeds[0]), "--set", "lr=1", env=env
+    )
+    assert "only how the trained model decodes and is scored" in _no_traceback(retrain)
     unfinished = tmp_path / "unfinished"
     shutil.copytree(seeds[0], unfinished)
     (unfinished / "summary.json").unlink()

@@ -12,6 +12,7 @@ import torch
 from conftest import needs_mnist, run_cli
 
 from deepnets import DeepnetsError
+from deepnets.config import ConfigError
 from deepnets.data import cluttered_mnist, mnist
 from deepnets.data.cluttered_mnist import clutter, clutter_batch, load_cluttered
 from deepnets.experiments.attention import CONVNET_CLUTTERED, RAM_MNIST
@@ -19,7 +20,7 @@ from deepnets.figures.glimpses import draw_glimpses
 from deepnets.models.ram import RAM, Trajectory, gaussian_log_prob, glimpse, hybrid_loss
 from deepnets.run import RunDir
 from deepnets.train import train_and_evaluate
-from deepnets.train.attention import place
+from deepnets.train.attention import PATHS_SEED, place
 
 QUIET = dict(progress=False, log=lambda line: None)
 
@@ -196,6 +197,33 @@ def test_the_policy_and_baseline_train_the_core_only_when_asked(reinforce_core):
     assert model.classify.weight.grad is None  # the classifier is the cross-entropy's alone
 
 
+def test_averaged_test_paths_are_reproducible_and_leave_the_training_rng_alone():
+    """eval_paths=1 is the policy's mean path; k > 1 averages the class probabilities of it and
+    k - 1 sampled paths drawn from a fixed seed: the same score twice, the global RNG untouched,
+    each sampled path the one a generator of that seed gives."""
+    torch.manual_seed(0)
+    model = RAM(glimpses=3, glimpse_size=4, scales=2, hidden=16, std=0.5).eval()
+    x = torch.rand(6, 1, 28, 28)
+    config = RAM_MNIST.preset("tiny")
+    attend = RAM_MNIST.task
+    with torch.no_grad():
+        mean_path = model(x, sample=False).logits
+        assert torch.equal(attend.logits(model, x, config), mean_path)
+        state = torch.get_rng_state()
+        four = dataclasses.replace(config, eval_paths=4)
+        averaged = attend.logits(model, x, four)
+        assert torch.equal(torch.get_rng_state(), state)
+        assert torch.equal(attend.logits(model, x, four), averaged)
+        assert torch.allclose(averaged.exp().sum(1), torch.ones(6))
+        g = torch.Generator().manual_seed(PATHS_SEED)
+        probs = [model(x, sample=False).logits.softmax(1)]
+        probs += [model(x, sample=True, generator=g).logits.softmax(1) for _ in range(3)]
+        assert torch.allclose(averaged, torch.stack(probs).mean(0).log(), atol=1e-6)
+        assert not torch.allclose(averaged, mean_path.log_softmax(1), atol=1e-3)  # paths differ
+    with pytest.raises(ConfigError, match="eval_paths=0 is not allowed"):
+        dataclasses.replace(config, eval_paths=0)
+
+
 # --- training, resume, the command line ------------------------------------------------------
 
 
@@ -243,6 +271,8 @@ def test_cli_tiny_run_then_glimpse_figure(tmp_path):
     assert ran.returncode == 0, ran.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["metric"] == "accuracy" and summary["value"] > 0.15  # 10 classes: chance 0.1
+    paths = run_cli("eval", str(run_dir), "--set", "eval_paths=3")  # a test-time choice
+    assert paths.returncode == 0 and paths.stdout.startswith("test accuracy "), paths.stderr
     out = tmp_path / "glimpses.png"
     drawn = run_cli("figure", "fig-glimpses", str(run_dir), "--out", str(out))
     assert drawn.returncode == 0, drawn.stderr
@@ -252,8 +282,6 @@ def test_cli_tiny_run_then_glimpse_figure(tmp_path):
 
 
 def test_bad_configs_are_clear_errors():
-    from deepnets.config import ConfigError
-
     with pytest.raises(ConfigError, match="image_size=20 is not allowed"):
         dataclasses.replace(RAM_MNIST.preset("tiny"), image_size=20)
     with pytest.raises(ConfigError, match="kernel must not exceed image_size"):

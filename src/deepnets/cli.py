@@ -308,6 +308,22 @@ def _finished_runs(experiment, preset: str | None, run_dirs: list[str]) -> tuple
     return (f"{preset}+{','.join(changed)}" if changed else preset), summaries
 
 
+def _scored_again(
+    run_dirs: list[str], summaries: list[dict], overrides: list[str], device: str
+) -> list[dict]:
+    """The finished runs' summaries with their test scores replaced by a new evaluation of the
+    same weights, decoded and scored as `overrides` say (eval fields only: `deepnets eval
+    --set`); the run folders are not changed."""
+    from deepnets.train import evaluate_run
+
+    scored = []
+    for path, summary in zip(run_dirs, summaries):
+        metrics = evaluate_run(path, device, summary["split"], overrides)
+        _say(f"{path}: {summary['metric']} {metrics[summary['metric']]:.4f} with {overrides}")
+        scored.append(summary | {"value": metrics[summary["metric"]], "metrics": metrics})
+    return scored
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from deepnets.results import append_row, bench_row, write_results_md
 
@@ -315,9 +331,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise DeepnetsError(f"--seeds must be at least 1, got {args.seeds}")
     experiment, preset, base = _resolve_config(args)
     if args.from_runs:
-        if args.set:
-            raise DeepnetsError("--set does not go with --from-runs: the runs' configs are used")
         label, summaries = _finished_runs(experiment, args.preset, args.from_runs)
+        if args.set:
+            summaries = _scored_again(args.from_runs, summaries, args.set, args.device or "auto")
+            label = f"{label}+{','.join(args.set)}"
         path = append_row(bench_row(experiment, label, summaries))
         write_results_md()
         print(f"appended a row of {len(summaries)} finished runs to {path}")
@@ -457,7 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="RUN_DIR",
         help="make the row from these finished runs of one config (seeds in parallel, or on "
-        "other machines) instead of training",
+        "other machines) instead of training; with --set (eval fields only, as for eval "
+        "--set), their weights are scored again that way",
     )
     return parser
 

@@ -424,6 +424,7 @@ def _convert(text: str, kind: Any) -> Any:
 # decode and are scored, never the model
 EVAL_FIELDS = (
     "select", "beam_size", "length_penalty", "max_decode", "eval_batch_size", "eval_subset",
+    "eval_paths",
 )  # fmt: skip
 
 
@@ -491,6 +492,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "flip": False,  # caption-flickr8k: training images were not mirrored
     "batch_by": "caption",  # caption-flickr8k, caption-digits: batches of (image, caption) pairs
     "reinforce_core": False,  # ram-mnist: the policy read the core state through a stop-gradient
+    "eval_paths": 1,  # ram-mnist: scored on the policy's mean path alone
 }
 # ... and fields every config once carried that only classifiers use; a saved config of another
 # experiment may hold them (with no effect on its run) and they are dropped when it is loaded.

@@ -46,6 +46,7 @@ class RAMConfig(ClutterConfig):
     core: Literal["rnn", "lstm"] = "rnn"  # ReLU recurrent core (the paper's) or an LSTM
     std: float = check(0.1, gt=0, le=1)  # fixed std of the location policy (image half-widths)
     reinforce_core: bool = False  # REINFORCE and baseline gradients also train core and glimpses
+    eval_paths: int = check(1, ge=1, le=256)  # test paths averaged: 1, the policy's mean (paper)
 
 
 @dataclass(frozen=True)

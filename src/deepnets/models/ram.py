@@ -133,9 +133,12 @@ class RAM(nn.Module):
         h_l = F.relu(self.where(loc))  # h_l = ReLU(W_l l)
         return F.relu(self.what_out(h_g) + self.where_out(h_l))  # g = ReLU(W_hg h_g + W_hl h_l)
 
-    def forward(self, x: torch.Tensor, sample: bool | None = None) -> Trajectory:
+    def forward(
+        self, x: torch.Tensor, sample: bool | None = None, generator: torch.Generator | None = None
+    ) -> Trajectory:
         """Run the T glimpses over images x (B, C, H, W). Locations are sampled from the policy
-        when `sample` (default: in training mode), else its mean is followed."""
+        when `sample` (default: in training mode), its noise from `generator` (default: the
+        global RNG), else its mean is followed."""
         sample = self.training if sample is None else sample
         b = x.shape[0]
         loc = x.new_zeros(b, 2)  # l_0: the centre
@@ -153,7 +156,13 @@ class RAM(nn.Module):
                 break
             policy_in = h if self.reinforce_core else h.detach()
             mean = torch.tanh(self.locate(policy_in))  # the policy's mean, (B, 2)
-            loc = mean + self.std * torch.randn_like(mean) if sample else mean
+            if sample:
+                noise = torch.randn(
+                    mean.shape, generator=generator, dtype=mean.dtype, device=mean.device
+                )
+                loc = mean + self.std * noise
+            else:
+                loc = mean
             loc = loc.detach().clamp(-1, 1)  # l_t ~ N(mean, std^2), inside the image
             log_probs.append(gaussian_log_prob(loc, mean, self.std))  # log pi(l_t | h_t)
             baselines.append(self.baseline(policy_in)[:, 0])  # b_t = W_b h_t

@@ -1,7 +1,10 @@
 """Recurrent visual attention (deepnets.models.ram) on the gradient engine: a batch is a
 minibatch of training digits, placed and cluttered anew from the epoch's generator when the
 config asks for a larger canvas; the loss is the hybrid of cross-entropy, REINFORCE and the
-baseline's squared error; evaluation follows the policy's mean (one deterministic path).
+baseline's squared error; evaluation follows the policy's mean (one deterministic path, the
+paper's protocol) or, with `eval_paths` k > 1, averages the class probabilities of the mean path
+and k - 1 paths sampled from the policy (from a fixed seed: a score is reproducible, and the
+global RNG the training draws from is never touched).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from deepnets.data.augment import random_translate
 from deepnets.data.cluttered_mnist import clutter_batch
 from deepnets.models.ram import hybrid_loss
 from deepnets.train.classify import Classify
+
+PATHS_SEED = 20140624  # seeds the sampled test paths of `eval_paths` (the same for every batch)
 
 
 def place(x: torch.Tensor, config, generator: torch.Generator) -> torch.Tensor:
@@ -38,5 +43,14 @@ class Attend(Classify):
         return loss, None
 
     def logits(self, model, x, config) -> torch.Tensor:
-        """Evaluation follows the deterministic path (the policy's mean)."""
-        return model(x, sample=False).logits
+        """The deterministic path's logits (the policy's mean) or, with `eval_paths` > 1, the log
+        of the class probabilities averaged over it and `eval_paths - 1` sampled paths."""
+        paths = getattr(config, "eval_paths", 1)
+        mean_path = model(x, sample=False).logits
+        if paths == 1:
+            return mean_path
+        generator = torch.Generator(x.device).manual_seed(PATHS_SEED)
+        probs = mean_path.float().softmax(1)
+        for _ in range(paths - 1):
+            probs += model(x, sample=True, generator=generator).logits.float().softmax(1)
+        return (probs / paths).log()
