@@ -45,12 +45,11 @@ class Attend(Classify):
     def logits(self, model, x, config) -> torch.Tensor:
         """The deterministic path's logits (the policy's mean) or, with `eval_paths` > 1, the log
         of the class probabilities averaged over it and `eval_paths - 1` sampled paths."""
-        paths = getattr(config, "eval_paths", 1)
         mean_path = model(x, sample=False).logits
-        if paths == 1:
+        if config.eval_paths == 1:
             return mean_path
         generator = torch.Generator(x.device).manual_seed(PATHS_SEED)
         probs = mean_path.float().softmax(1)
-        for _ in range(paths - 1):
+        for _ in range(config.eval_paths - 1):
             probs += model(x, sample=True, generator=generator).logits.float().softmax(1)
-        return (probs / paths).log()
+        return (probs / config.eval_paths).log()
