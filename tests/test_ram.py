@@ -9,17 +9,16 @@ import math
 
 import pytest
 import torch
-from conftest import needs_mnist, run_cli
+from conftest import assert_resume_is_bit_identical, needs_mnist, run_cli
 
 from deepnets import DeepnetsError
 from deepnets.config import ConfigError
 from deepnets.data import cluttered_mnist, mnist
 from deepnets.data.cluttered_mnist import clutter, clutter_batch, load_cluttered
-from deepnets.experiments.attention import CONVNET_CLUTTERED, RAM_MNIST
+from deepnets.experiments.attention import CONVNET_CLUTTERED, RAM_MNIST, build_ram
 from deepnets.figures.glimpses import draw_glimpses
 from deepnets.models.ram import RAM, Trajectory, gaussian_log_prob, glimpse, hybrid_loss
-from deepnets.run import RunDir
-from deepnets.train import train_and_evaluate
+from deepnets.train import engine
 from deepnets.train.attention import PATHS_SEED, place
 
 QUIET = dict(progress=False, log=lambda line: None)
@@ -224,6 +223,26 @@ def test_averaged_test_paths_are_reproducible_and_leave_the_training_rng_alone()
         dataclasses.replace(config, eval_paths=0)
 
 
+def test_the_policy_std_is_annealed_on_a_half_cosine_only_when_asked():
+    """std_end > 0: the std of each training step falls from std to std_end on a half cosine
+    (a function of the step alone); std_end 0 keeps std; the built model has the final std."""
+    config = dataclasses.replace(RAM_MNIST.preset("tiny"), std=0.25, std_end=0.05)
+    model, attend = build_ram(config), RAM_MNIST.task
+    assert model.std == 0.05  # the policy as trained, for sampled test paths
+    stds = []
+    for step in (0, 50, 100):
+        lr = attend.lr_at(model, step, 101, 10, config)
+        assert lr == engine.lr_at(step, 101, 10, config)  # the rate itself is unchanged
+        stds.append(model.std)
+    assert stds == pytest.approx([0.25, 0.15, 0.05])
+    fixed = dataclasses.replace(config, std_end=0.0)
+    model = build_ram(fixed)
+    attend.lr_at(model, 100, 101, 10, fixed)
+    assert model.std == 0.25
+    with pytest.raises(ConfigError, match="std_end=-0.1 is not allowed"):
+        dataclasses.replace(config, std_end=-0.1)
+
+
 # --- training, resume, the command line ------------------------------------------------------
 
 
@@ -243,7 +262,7 @@ def _fake_experiment():
     return dataclasses.replace(RAM_MNIST, load_data=lambda config: data)
 
 
-def test_tiny_model_learns_and_resume_is_bit_identical(tmp_path):
+def test_tiny_model_learns_and_resume_is_bit_identical(tmp_path, monkeypatch):
     experiment = _fake_experiment()
     config = dataclasses.replace(
         RAM_MNIST.preset("tiny"),
@@ -253,15 +272,11 @@ def test_tiny_model_learns_and_resume_is_bit_identical(tmp_path):
         schedule="constant",
         train_subset=0,
         val_size=128,
+        std=0.3,
+        std_end=0.05,  # the std's anneal, too, must resume where it stopped
     )
-    summary = train_and_evaluate(experiment, config, tmp_path / "straight", **QUIET)
+    summary = assert_resume_is_bit_identical(experiment, config, tmp_path, monkeypatch)
     assert summary["value"] >= 0.9  # two classes, each block overlapping the first glimpse
-    once = dataclasses.replace(config, epochs=1)
-    train_and_evaluate(experiment, once, tmp_path / "stopped", **QUIET)
-    train_and_evaluate(experiment, config, tmp_path / "stopped", resume=True, **QUIET)
-    a = RunDir.open(tmp_path / "straight").load_checkpoint()[0]
-    b = RunDir.open(tmp_path / "stopped").load_checkpoint()[0]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @needs_mnist

@@ -493,6 +493,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "batch_by": "caption",  # caption-flickr8k, caption-digits: batches of (image, caption) pairs
     "reinforce_core": False,  # ram-mnist: the policy read the core state through a stop-gradient
     "eval_paths": 1,  # ram-mnist: scored on the policy's mean path alone
+    "std_end": 0.0,  # ram-mnist: the policy's std stayed fixed
 }
 # ... and fields every config once carried that only classifiers use; a saved config of another
 # experiment may hold them (with no effect on its run) and they are dropped when it is loaded.

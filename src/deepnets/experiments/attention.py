@@ -44,7 +44,8 @@ class RAMConfig(ClutterConfig):
     glimpse_features: int = check(256, ge=1)  # units of the glimpse feature g_t
     hidden: int = check(256, ge=1)  # units of the core state h_t
     core: Literal["rnn", "lstm"] = "rnn"  # ReLU recurrent core (the paper's) or an LSTM
-    std: float = check(0.1, gt=0, le=1)  # fixed std of the location policy (image half-widths)
+    std: float = check(0.1, gt=0, le=1)  # std of the location policy (image half-widths)
+    std_end: float = check(0.0, ge=0, le=1)  # > 0: std annealed to this (cosine); 0: std fixed
     reinforce_core: bool = False  # REINFORCE and baseline gradients also train core and glimpses
     eval_paths: int = check(1, ge=1, le=256)  # test paths averaged: 1, the policy's mean (paper)
 
@@ -79,7 +80,7 @@ def build_ram(config: RAMConfig) -> nn.Module:
         config.glimpse_features,
         config.hidden,
         config.core,
-        config.std,
+        config.std_end or config.std,  # the trained policy's std; Attend anneals it in training
         reinforce_core=config.reinforce_core,
     )
 

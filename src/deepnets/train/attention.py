@@ -9,6 +9,8 @@ global RNG the training draws from is never touched).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from deepnets.data.augment import random_translate
@@ -35,6 +37,16 @@ class Attend(Classify):
 
     def load(self, experiment, config, device):
         return experiment.load_data(config)  # the training digits stay on the CPU (clutter)
+
+    def lr_at(self, model, step, total_steps, steps_per_epoch, config) -> float:
+        """The step's learning rate, after setting the policy's std for the step: `std` fixed or,
+        with `std_end` > 0, annealed from `std` to `std_end` on a half cosine over the training
+        (a pure function of the step, as the rate is, so a resume needs no state)."""
+        if config.std_end > 0:
+            progress = min(1.0, step / max(1, total_steps - 1))
+            span = config.std - config.std_end
+            model.std = config.std_end + span * 0.5 * (1 + math.cos(math.pi * progress))
+        return super().lr_at(model, step, total_steps, steps_per_epoch, config)
 
     def loss(self, step, batch, carry):
         x, y = (t.to(step.device, non_blocking=True) for t in batch)
