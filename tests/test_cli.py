@@ -9,6 +9,7 @@ from conftest import MNIST_FILES, needs_mnist, needs_ptb, run_cli, shared_data
 
 from deepnets.cli import main
 from deepnets.data import mnist, store
+from deepnets.experiments.mnist import CONVNET_DIGITS
 
 
 def _no_traceback(result):
@@ -179,6 +180,13 @@ def test_run_eval_list_and_bench_end_to_end(tmp_path):
     assert again.returncode == 0, again.stderr
     row = (root / "results" / "convnet-digits.csv").read_text().splitlines()[4].split(",")
     assert row[1] == "tiny+eval_batch_size=7" and row[3:6] == rows[1].split(",")[3:6]
+    preset_value = f"eval_batch_size={CONVNET_DIGITS.preset('tiny').eval_batch_size}"
+    same = run_cli(
+        "bench", "convnet-digits", "--from-runs", str(seeds[0]), "--set", preset_value, env=env
+    )
+    assert same.returncode == 0, same.stderr  # scored as the preset says: the preset's label
+    row = (root / "results" / "convnet-digits.csv").read_text().splitlines()[5].split(",")
+    assert row[1] == "tiny"
     retrain = run_cli(
         "bench", "convnet-digits", "--from-runs", str(seeds[0]), "--set", "lr=1", env=env
     )

@@ -278,10 +278,13 @@ def cmd_caption(args: argparse.Namespace) -> int:
     return 0
 
 
-def _finished_runs(experiment, preset: str | None, run_dirs: list[str]) -> tuple[str, list[dict]]:
+def _finished_runs(
+    experiment, preset: str | None, run_dirs: list[str], overrides: list[str]
+) -> tuple[str, list[dict]]:
     """The summaries of finished runs of one config (seeds apart), and the row's preset label:
     the preset (by default the one the runs recorded), plus `+key=value` for every field where
-    the runs differ from it."""
+    the runs, scored as the eval-field `overrides` say, differ from it."""
+    from deepnets.config import apply_eval_overrides
     from deepnets.run import RunDir
 
     summaries, configs, presets = [], [], set()
@@ -292,6 +295,7 @@ def _finished_runs(experiment, preset: str | None, run_dirs: list[str]) -> tuple
             raise DeepnetsError(f"{path} is a {ran.id} run, not {experiment.id}")
         presets.add(meta.get("preset", experiment.default_preset))
         summaries.append(run.read_summary())
+        config = apply_eval_overrides(config, overrides)
         configs.append(dataclasses.replace(config, seed=0, device="auto"))
     if any(c != configs[0] for c in configs[1:]):
         raise DeepnetsError("the runs differ in more than their seed and device: not one row")
@@ -331,10 +335,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise DeepnetsError(f"--seeds must be at least 1, got {args.seeds}")
     experiment, preset, base = _resolve_config(args)
     if args.from_runs:
-        label, summaries = _finished_runs(experiment, args.preset, args.from_runs)
+        label, summaries = _finished_runs(experiment, args.preset, args.from_runs, args.set or [])
         if args.set:
             summaries = _scored_again(args.from_runs, summaries, args.set, args.device or "auto")
-            label = f"{label}+{','.join(args.set)}"
         path = append_row(bench_row(experiment, label, summaries))
         write_results_md()
         print(f"appended a row of {len(summaries)} finished runs to {path}")
