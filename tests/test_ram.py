@@ -21,9 +21,6 @@ from deepnets.models.ram import RAM, Trajectory, gaussian_log_prob, glimpse, hyb
 from deepnets.train import engine
 from deepnets.train.attention import PATHS_SEED, place
 
-QUIET = dict(progress=False, log=lambda line: None)
-
-
 # --- the glimpse sensor, by hand -------------------------------------------------------------
 
 

@@ -1,15 +1,14 @@
 """Recurrent visual attention (deepnets.models.ram) on the gradient engine: a batch is a
 minibatch of training digits, placed and cluttered anew from the epoch's generator when the
 config asks for a larger canvas; the loss is the hybrid of cross-entropy, REINFORCE and the
-baseline's squared error; evaluation follows the policy's mean (one deterministic path, the
-paper's protocol) or, with `eval_paths` k > 1, averages the class probabilities of the mean path
-and k - 1 paths sampled from the policy (from a fixed seed: a score is reproducible, and the
-global RNG the training draws from is never touched).
+baseline's squared error, with the policy's std fixed or annealed (`std_end`); evaluation
+follows the policy's mean (one deterministic path, the paper's protocol) or, with `eval_paths`
+k > 1, averages the class probabilities of the mean path and k - 1 paths sampled from the policy
+(from a fixed seed: a score is reproducible, and the global RNG the training draws from is never
+touched).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -17,6 +16,7 @@ from deepnets.data.augment import random_translate
 from deepnets.data.cluttered_mnist import clutter_batch
 from deepnets.models.ram import hybrid_loss
 from deepnets.train.classify import Classify
+from deepnets.train.engine import half_cosine
 
 PATHS_SEED = 20140624  # seeds the sampled test paths of `eval_paths` (the same for every batch)
 
@@ -45,7 +45,7 @@ class Attend(Classify):
         if config.std_end > 0:
             progress = min(1.0, step / max(1, total_steps - 1))
             span = config.std - config.std_end
-            model.std = config.std_end + span * 0.5 * (1 + math.cos(math.pi * progress))
+            model.std = config.std_end + span * half_cosine(progress)
         return super().lr_at(model, step, total_steps, steps_per_epoch, config)
 
     def loss(self, step, batch, carry):

@@ -66,6 +66,11 @@ class Step:
     config: Any
 
 
+def half_cosine(progress: float) -> float:
+    """1 at progress 0 down to 0 at progress 1 on half a cosine: the shape of a cosine decay."""
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def lr_at(step: int, total_steps: int, steps_per_epoch: int, config) -> float:
     """The learning rate for a step: a pure function of the step, so resuming needs no state."""
     warm = int(config.warmup * total_steps)
@@ -77,7 +82,7 @@ def lr_at(step: int, total_steps: int, steps_per_epoch: int, config) -> float:
         return config.lr * (step + 1) / warm
     if config.schedule == "cosine":
         progress = (step - warm) / max(1, total_steps - warm)
-        return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+        return config.lr * half_cosine(progress)
     if config.schedule == "step":  # decays after epoch decay_start, then every step_every epochs
         epoch, start = step // steps_per_epoch, config.decay_start or config.step_every
         decays = 0 if epoch < start else (epoch - start) // config.step_every + 1
