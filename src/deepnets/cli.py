@@ -109,6 +109,7 @@ def _run_claim(claim, quiet: bool) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from deepnets.config import apply_overrides
     from deepnets.run import RunDir
 
     if args.resume:
@@ -116,6 +117,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         experiment, config, meta = run.read_config()
         if args.device is not None:
             config = dataclasses.replace(config, device=args.device)
+        if args.set or args.seed is not None:  # only lengthening passes the engine's check
+            seed = [] if args.seed is None else [f"seed={args.seed}"]
+            config = apply_overrides(config, [*(args.set or []), *seed])
         preset, resume = meta.get("preset", "custom"), True
     else:
         if args.experiment is None:
@@ -395,7 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("experiment", nargs="?")
     training_options(run)
     run.add_argument("--run-dir", help="where to write (default runs/ID/DATE-PRESET-sSEED)")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped run; with --set epochs=N (and cosine_cycles=K): lengthen it",
+    )
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     ev = sub.add_parser("eval", help="re-evaluate a saved run")

@@ -303,6 +303,14 @@ Device = Literal["auto", "cpu", "cuda"]
 
 @dataclass(frozen=True)
 class TrainConfig(Config):
+    RULES = (
+        (
+            ("cosine_cycles", "schedule"),
+            lambda cycles, schedule: cycles == 1 or schedule == "cosine",
+            "cosine_cycles > 1 needs schedule=cosine",
+        ),
+    )
+
     epochs: int = check(10, ge=1)  # passes over the training split
     batch_size: int = check(128, ge=1)  # global minibatch size (split across ranks under torchrun)
     optimizer: Literal["sgd", "adam"] = "sgd"  # SGD with (Nesterov) momentum, or Adam
@@ -312,6 +320,7 @@ class TrainConfig(Config):
     weight_decay: float = check(5e-4, ge=0)  # L2 penalty, applied to weights only (not biases)
     schedule: Literal["constant", "step", "cosine", "onecycle"] = "onecycle"  # lr over steps
     warmup: float = check(0.2, ge=0, lt=1)  # fraction of steps to warm up (onecycle) or 0: none
+    cosine_cycles: int = check(1, ge=1)  # cosine: equal cycles, each from lr down to 0 (restarts)
     step_every: int = check(10, ge=1)  # epochs between decays (step schedule)
     step_gamma: float = check(0.1, gt=0, le=1)  # decay factor (step schedule)
     decay_start: int = check(0, ge=0)  # epochs before the first decay (step; 0: step_every)
@@ -494,6 +503,7 @@ ADDED_FIELDS: dict[str, Any] = {
     "reinforce_core": False,  # ram-mnist: the policy read the core state through a stop-gradient
     "eval_paths": 1,  # ram-mnist: scored on the policy's mean path alone
     "std_end": 0.0,  # ram-mnist: the policy's std stayed fixed
+    "cosine_cycles": 1,  # a cosine schedule was one decay from lr to 0
 }
 # ... and fields every config once carried that only classifiers use; a saved config of another
 # experiment may hold them (with no effect on its run) and they are dropped when it is loaded.

@@ -140,6 +140,17 @@ class RunDir:
             (self / self.METRICS).unlink(missing_ok=True)
         return meta
 
+    def lengthen_config(self, config, done_epochs: int) -> None:
+        """Record that a resumed run was given more epochs (`engine.check_lengthening`): the new
+        config, and after which epoch and at which commit; its metrics are kept."""
+        from deepnets.config import config_to_dict
+
+        meta = self.read_config()[2]
+        meta["config"] = config_to_dict(config)
+        lengthened = {"after_epoch": done_epochs, "commit": git_commit()}
+        meta["lengthened"] = [*meta.get("lengthened", []), lengthened]
+        self.write_text(self.CONFIG, json.dumps(meta, indent=2) + "\n")
+
     def read_config(self) -> tuple[Any, Any, dict]:
         """The experiment, its typed config and the metadata that config.json records."""
         from deepnets.config import config_from_dict

@@ -21,6 +21,10 @@ A resumed run restarts after its last checkpointed epoch and repeats exactly wha
 uninterrupted run does: the data order, augmentation and dropout of each epoch depend only on
 (seed, epoch, rank), and the learning rate only on the step.
 
+A resumed run may also be lengthened (`deepnets run --resume RUN --set epochs=N`, with
+`cosine_cycles` for a cosine schedule) when nothing it already did would have differed under the
+longer config (`check_lengthening`): it then ends as a run given the longer config from the start.
+
 A task (deepnets.train.tasks) says what a batch, a loss and an evaluation are:
 `load`, `build`, `steps_per_epoch`, `batches`, `loss`, `evaluate` and its split names.
 """
@@ -80,14 +84,66 @@ def lr_at(step: int, total_steps: int, steps_per_epoch: int, config) -> float:
         return config.lr * max(0.0, (total_steps - step) / max(1, total_steps - warm))
     if step < warm:
         return config.lr * (step + 1) / warm
-    if config.schedule == "cosine":
-        progress = (step - warm) / max(1, total_steps - warm)
-        return config.lr * half_cosine(progress)
+    if config.schedule == "cosine":  # in `cosine_cycles` equal cycles: warm restarts (SGDR)
+        progress = (step - warm) / (max(1, total_steps - warm) / config.cosine_cycles)
+        return config.lr * half_cosine(progress - math.floor(progress))
     if config.schedule == "step":  # decays after epoch decay_start, then every step_every epochs
         epoch, start = step // steps_per_epoch, config.decay_start or config.step_every
         decays = 0 if epoch < start else (epoch - start) // config.step_every + 1
         return config.lr * config.step_gamma**decays
     return config.lr
+
+
+LENGTHENING = ("epochs", "cosine_cycles")  # what a resume may change (besides the device)
+
+
+def check_lengthening(task, saved, config, steps_per_epoch: int, done_epochs: int) -> None:
+    """Refuse a resume whose config differs from the saved one unless it only lengthens the run
+    (`LENGTHENING`) past the epochs done, and every step taken had the same learning rate and
+    per-step settings (whatever the task's `lr_at` sets on the model) under both configs; so the
+    lengthened run goes on exactly as one given the longer config from the start would."""
+    changed = sorted(
+        f for f in vars(config) if f != "device" and getattr(saved, f) != getattr(config, f)
+    )
+    if not changed:
+        return
+    if not set(changed) <= set(LENGTHENING):
+        fixed = [f for f in changed if f not in LENGTHENING]
+        raise DeepnetsError(
+            f"a resumed run can only be lengthened ({', '.join(LENGTHENING)}), not given a "
+            f"new {', '.join(fixed)}: start a new run for that"
+        )
+    if config.epochs <= done_epochs:
+        raise DeepnetsError(
+            f"the run has done {done_epochs} epochs: epochs={config.epochs} does not lengthen it"
+        )
+    old_total, new_total = steps_per_epoch * saved.epochs, steps_per_epoch * config.epochs
+    before, after = _Settings(), _Settings()
+    for step in range(done_epochs * steps_per_epoch):
+        try:
+            same = task.lr_at(before, step, old_total, steps_per_epoch, saved) == task.lr_at(
+                after, step, new_total, steps_per_epoch, config
+            )
+        except AttributeError:  # the task's rate reads the model's state: not comparable here
+            raise DeepnetsError(
+                "this experiment's learning rate follows the model's state: "
+                "its runs cannot be lengthened"
+            ) from None
+        if not same or vars(before) != vars(after):
+            hint = (
+                " (a longer cosine stretches the decay already done; with cosine_cycles=k and "
+                "k times the epochs, the first cycle is the finished schedule)"
+                if config.schedule == "cosine"
+                else ""
+            )
+            raise DeepnetsError(
+                f"epochs={config.epochs}, cosine_cycles={config.cosine_cycles} would have "
+                f"trained step {step} differently from the finished run{hint}"
+            )
+
+
+class _Settings:
+    """Stands in for the model when `check_lengthening` replays a task's `lr_at`."""
 
 
 def momentum_at(epoch: int, config) -> float:
@@ -181,9 +237,14 @@ def _train(task, experiment, config, run, preset, resume, progress, log, ctx) ->
     optimizer = make_optimizer(model, config)
     if restored is not None:
         model_state, optimizer_state, state = restored
+        saved = run.read_config()[1]
+        check_lengthening(task, saved, config, steps_per_epoch, state["epoch"])
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state)
         log(f"resuming {run.path} after epoch {state['epoch']}")
+        if main and config.epochs != saved.epochs:
+            run.lengthen_config(config, state["epoch"])
+            log(f"lengthened to {config.epochs} epochs ({config.cosine_cycles} cosine cycles)")
         if main:
             run.keep_metrics(lambda row: row["epoch"] <= state["epoch"])
     else:
