@@ -243,3 +243,23 @@ def test_runs_started_in_the_same_second_get_folders_of_their_own(tmp_path):
     second = RunDir.claim(tmp_path / "runs", "20261126-120000-small-s0").path
     assert first.is_dir() and second.is_dir() and first != second
     assert second.name == "20261126-120000-small-s0-2"
+
+
+def test_resume_with_a_new_learning_rate_is_refused_without_a_traceback(tmp_path):
+    run_dir = tmp_path / "run"
+    done = run_cli(
+        "run",
+        "convnet-digits",
+        "--preset",
+        "tiny",
+        "--set",
+        "epochs=1",
+        "--run-dir",
+        str(run_dir),
+        "--quiet",
+    )
+    assert done.returncode == 0, done.stderr
+    err = _no_traceback(run_cli("run", "--resume", str(run_dir), "--set", "lr=0.5"))
+    assert "can only be lengthened" in err and "lr" in err
+    err = _no_traceback(run_cli("run", "--resume", str(run_dir), "--set", "epochs=0"))
+    assert "epochs=0 is not allowed" in err

@@ -13,6 +13,8 @@ import torch
 from conftest import needs_ptb, run_cli, shared_data, tone_fsdd
 from safetensors.torch import load_file
 
+from deepnets import DeepnetsError
+from deepnets.config import ConfigError
 from deepnets.experiments.mnist import CONVNET_DIGITS, LeNet5Config
 from deepnets.train import train_and_evaluate
 from deepnets.train.engine import NonFiniteLossError, lr_at
@@ -28,6 +30,56 @@ def test_learning_rate_schedules():
     assert lr_at(50, 100, 10, cosine) == pytest.approx(0.5)
     step = dataclasses.replace(config, schedule="step", warmup=0.0, step_every=2, step_gamma=0.5)
     assert [lr_at(s, 100, 10, step) for s in (0, 19, 20, 45)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_cosine_cycles_restart_the_decay_and_one_cycle_is_the_plain_cosine():
+    cosine = LeNet5Config(lr=1.0, warmup=0.0, schedule="cosine")
+    cycles = dataclasses.replace(cosine, cosine_cycles=2)
+    assert [lr_at(s, 100, 10, cycles) for s in (0, 25, 50, 75)] == pytest.approx(
+        [1.0, 0.5, 1.0, 0.5]
+    )
+    assert [lr_at(s, 100, 10, cycles) for s in range(50)] == [
+        lr_at(s, 50, 10, cosine)
+        for s in range(50)  # the first cycle: half the run's cosine
+    ]
+    assert [lr_at(s, 100, 10, cosine) for s in range(100)] == [
+        0.5 * (1 + math.cos(math.pi * (s / 100)))
+        for s in range(100)  # as before the cycles
+    ]
+    with pytest.raises(ConfigError, match="cosine_cycles > 1 needs schedule=cosine"):
+        dataclasses.replace(cosine, schedule="onecycle", cosine_cycles=2)
+
+
+def test_a_finished_run_lengthened_ends_as_the_longer_run_from_the_start(tmp_path):
+    """A 2-epoch cosine run resumed with 4 epochs in 2 cycles ends with the weights, metrics
+    and test score of a 4-epoch 2-cycle run trained straight; changes that would have altered
+    a step already taken, or anything but the length, are refused and leave the run as it was."""
+    quiet = dict(progress=False, log=lambda line: None)
+    short = dataclasses.replace(
+        CONVNET_DIGITS.preset("tiny"), epochs=2, schedule="cosine", warmup=0.0, lr=0.1
+    )
+    longer = dataclasses.replace(short, epochs=4, cosine_cycles=2)
+    straight = train_and_evaluate(CONVNET_DIGITS, longer, tmp_path / "straight", **quiet)
+    train_and_evaluate(CONVNET_DIGITS, short, tmp_path / "run", **quiet)
+    before = (tmp_path / "run" / "checkpoint.safetensors").read_bytes()
+    refused = {
+        "would have trained step 1 differently": dataclasses.replace(short, epochs=4),
+        "not given a new lr": dataclasses.replace(longer, lr=0.2),
+        "does not lengthen it": dataclasses.replace(short, epochs=1),
+    }
+    for message, config in refused.items():
+        with pytest.raises(DeepnetsError, match=message):
+            train_and_evaluate(CONVNET_DIGITS, config, tmp_path / "run", resume=True, **quiet)
+    assert (tmp_path / "run" / "checkpoint.safetensors").read_bytes() == before
+    lengthened = train_and_evaluate(CONVNET_DIGITS, longer, tmp_path / "run", resume=True, **quiet)
+    assert lengthened["metrics"] == straight["metrics"]
+    a, b = _final_weights(tmp_path / "straight"), _final_weights(tmp_path / "run")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [r["epoch"] for r in rows if "val_accuracy" in r] == [1, 2, 3, 4]
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert meta["config"]["epochs"] == 4 and meta["config"]["cosine_cycles"] == 2
+    assert [entry["after_epoch"] for entry in meta["lengthened"]] == [2]
 
 
 def test_tiny_digits_run_learns_and_writes_a_run_folder(tmp_path):

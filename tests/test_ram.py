@@ -299,3 +299,16 @@ def test_bad_configs_are_clear_errors():
     with pytest.raises(ConfigError, match="kernel must not exceed image_size"):
         dataclasses.replace(CONVNET_CLUTTERED.preset("tiny"), image_size=28, kernel=30)
     assert cluttered_mnist.DIGIT == 28
+
+
+def test_a_run_with_an_annealed_std_cannot_be_lengthened_but_one_with_a_fixed_std_can():
+    """Lengthening replays the task's per-step settings: the std anneal over more steps would
+    have given every step taken another std, so it is refused; a fixed std passes."""
+    annealed = dataclasses.replace(
+        RAM_MNIST.preset("tiny"), schedule="cosine", warmup=0.0, std_end=0.05, epochs=2
+    )
+    longer = dataclasses.replace(annealed, epochs=4, cosine_cycles=2)
+    with pytest.raises(DeepnetsError, match="would have trained step 1 differently"):
+        engine.check_lengthening(RAM_MNIST.task, annealed, longer, 10, 2)
+    fixed, fixed_longer = (dataclasses.replace(c, std_end=0.0) for c in (annealed, longer))
+    engine.check_lengthening(RAM_MNIST.task, fixed, fixed_longer, 10, 2)
