@@ -108,14 +108,16 @@ def test_tiny_digits_run_learns_and_writes_a_run_folder(tmp_path):
     assert meta["config"]["lr"] == 0.1 and meta["torch"] == torch.__version__
 
 
-def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path):
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     config = dataclasses.replace(CONVNET_DIGITS.preset("tiny"), epochs=3, log_every=1)
     train_and_evaluate(CONVNET_DIGITS, config, tmp_path, progress=False, log=lambda s: None)
     before = load_file(str(tmp_path / "checkpoint.safetensors"))
-    exploding = dataclasses.replace(config, epochs=4, lr=1e30, schedule="constant", warmup=0.0)
+    # every step's rate becomes 1e30 (the check that lengthening changes no step sees the same)
+    monkeypatch.setattr(type(CONVNET_DIGITS.task), "lr_at", lambda self, *args: 1e30)
+    longer = dataclasses.replace(config, epochs=4)
     with pytest.raises(NonFiniteLossError, match="last good checkpoint"):
         train_and_evaluate(
-            CONVNET_DIGITS, exploding, tmp_path, resume=True, progress=False, log=lambda s: None
+            CONVNET_DIGITS, longer, tmp_path, resume=True, progress=False, log=lambda s: None
         )
     after = load_file(str(tmp_path / "checkpoint.safetensors"))
     assert all(torch.equal(before[k], after[k]) for k in before)
