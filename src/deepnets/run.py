@@ -140,12 +140,13 @@ class RunDir:
             (self / self.METRICS).unlink(missing_ok=True)
         return meta
 
-    def lengthen_config(self, config, done_epochs: int) -> None:
-        """Record that a resumed run was given more epochs (`engine.check_lengthening`): the new
-        config, and after which epoch and at which commit; its metrics are kept."""
+    def lengthen_config(self, meta: dict, config, done_epochs: int) -> None:
+        """Record that a resumed run was lengthened (`engine.check_lengthening`) in its
+        config.json metadata `meta`: the new config, and after which epoch and at which commit;
+        its metrics are kept."""
         from deepnets.config import config_to_dict
 
-        meta = self.read_config()[2]
+        meta = dict(meta)
         meta["config"] = config_to_dict(config)
         lengthened = {"after_epoch": done_epochs, "commit": git_commit()}
         meta["lengthened"] = [*meta.get("lengthened", []), lengthened]

@@ -97,16 +97,17 @@ def lr_at(step: int, total_steps: int, steps_per_epoch: int, config) -> float:
 LENGTHENING = ("epochs", "cosine_cycles")  # what a resume may change (besides the device)
 
 
-def check_lengthening(task, saved, config, steps_per_epoch: int, done_epochs: int) -> None:
+def check_lengthening(task, saved, config, steps_per_epoch: int, done_epochs: int) -> bool:
     """Refuse a resume whose config differs from the saved one unless it only lengthens the run
     (`LENGTHENING`) past the epochs done, and every step taken had the same learning rate and
     per-step settings (whatever the task's `lr_at` sets on the model) under both configs; so the
-    lengthened run goes on exactly as one given the longer config from the start would."""
+    lengthened run goes on exactly as one given the longer config from the start would. Return
+    whether the config lengthens the run (False: it is the saved one)."""
     changed = sorted(
         f for f in vars(config) if f != "device" and getattr(saved, f) != getattr(config, f)
     )
     if not changed:
-        return
+        return False
     if not set(changed) <= set(LENGTHENING):
         fixed = [f for f in changed if f not in LENGTHENING]
         raise DeepnetsError(
@@ -140,6 +141,7 @@ def check_lengthening(task, saved, config, steps_per_epoch: int, done_epochs: in
                 f"epochs={config.epochs}, cosine_cycles={config.cosine_cycles} would have "
                 f"trained step {step} differently from the finished run{hint}"
             )
+    return True
 
 
 class _Settings:
@@ -237,13 +239,13 @@ def _train(task, experiment, config, run, preset, resume, progress, log, ctx) ->
     optimizer = make_optimizer(model, config)
     if restored is not None:
         model_state, optimizer_state, state = restored
-        saved = run.read_config()[1]
-        check_lengthening(task, saved, config, steps_per_epoch, state["epoch"])
+        _, saved, meta = run.read_config()
+        lengthened = check_lengthening(task, saved, config, steps_per_epoch, state["epoch"])
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state)
         log(f"resuming {run.path} after epoch {state['epoch']}")
-        if main and config.epochs != saved.epochs:
-            run.lengthen_config(config, state["epoch"])
+        if main and lengthened:
+            run.lengthen_config(meta, config, state["epoch"])
             log(f"lengthened to {config.epochs} epochs ({config.cosine_cycles} cosine cycles)")
         if main:
             run.keep_metrics(lambda row: row["epoch"] <= state["epoch"])
