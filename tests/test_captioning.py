@@ -4,6 +4,7 @@ against exhaustive search, CIDEr-D against pycocoevalcap, BLEU over several refe
 scenes' invariants (test scenes only from MNIST test digits), the Flickr8k loader's messages, the
 tiny preset through the CLI, and `caption` on bad input."""
 
+import dataclasses
 import itertools
 import json
 
@@ -454,3 +455,83 @@ def test_nearest_captions_come_from_the_closest_training_image():
     config = SimpleNamespace(eval_batch_size=2)
     got = nearest_captions(model, data, "test", config, "cpu", k=1)
     assert got[0] in refs[2] and got[1] in refs[0]
+
+
+def _fake_cifar(config):
+    """Ten classes of random 32x32 images, each class a brighter channel: learnable, and
+    CIFAR-10's shapes, without its files."""
+    g = torch.Generator().manual_seed(1)
+    splits = {}
+    for split, n in (("train", 320), ("val", 80), ("test", 80)):
+        y = torch.arange(n) % 10
+        x = torch.randn(n, 3, 32, 32, generator=g)
+        x[:, y % 3] += (y.float() / 5)[:, None, None, None]
+        splits[split] = (x, y)
+    return splits
+
+
+@pytest.fixture
+def fake_cifar(monkeypatch):
+    from deepnets.experiments import cifar
+
+    monkeypatch.setattr(cifar, "CONVNET_CIFAR10", dataclasses.replace(
+        cifar.CONVNET_CIFAR10, load_data=_fake_cifar))  # fmt: skip
+
+
+def _flickr_tiny(**changes):
+    from deepnets.experiments.captioning import CAPTION_FLICKR8K
+
+    tiny = CAPTION_FLICKR8K.preset("tiny")
+    return dataclasses.replace(tiny, **{"encoder_init": "cifar10", "encoder_epochs": 2, **changes})
+
+
+def test_a_cifar10_encoder_is_trained_once_and_shared(tmp_path, fake_cifar):
+    from deepnets.train import checkpoint as ckpt
+    from deepnets.train.encoder_pretrain import (
+        INIT_FILE,
+        EncoderClassifier,
+        encoder_folder,
+        pretrained_encoder,
+    )
+
+    config, lines = _flickr_tiny(), []
+    for run in "ab":
+        (tmp_path / run).mkdir()
+    state = pretrained_encoder(config, tmp_path / "a", lines.append, progress=False)
+    folder = encoder_folder(config, tmp_path / "a")
+    assert folder.parent == tmp_path / "pretrained" and (folder / "summary.json").is_file()
+    assert any("pre-training the encoder" in line for line in lines)
+    classifier = EncoderClassifier(config.channels)
+    classifier.load_state_dict(ckpt.load_checkpoint(folder)[0])  # the CIFAR-10 run's last weights
+    trained = classifier.encoder.state_dict()
+    assert set(state) == set(trained) and all(torch.equal(state[k], trained[k]) for k in state)
+    copied = ckpt.load_weights(tmp_path / "a" / INIT_FILE)  # the run folder's own copy
+    assert set(copied) == set(state) and all(torch.equal(state[k], copied[k]) for k in state)
+    # a second run with the same encoder settings finds it; the seed or the lr do not matter
+    when = (folder / "checkpoint.safetensors").stat().st_mtime_ns
+    lines.clear()
+    other = _flickr_tiny(seed=3, lr=0.5)
+    assert encoder_folder(other, tmp_path / "b") == folder
+    again = pretrained_encoder(other, tmp_path / "b", lines.append, progress=False)
+    assert not any("pre-training the encoder" in line for line in lines)
+    assert (folder / "checkpoint.safetensors").stat().st_mtime_ns == when
+    assert all(torch.equal(state[k], again[k]) for k in state)
+    # what the encoder depends on gives another one
+    assert encoder_folder(_flickr_tiny(encoder_epochs=3), tmp_path / "a") != folder
+    assert encoder_folder(_flickr_tiny(channels=(8, 16, 32)), tmp_path / "a") != folder
+
+
+def test_the_captioner_starts_from_the_pretrained_encoder(tmp_path, fake_cifar):
+    import copy
+
+    from deepnets.experiments.captioning import CAPTION_FLICKR8K
+    from deepnets.train.encoder_pretrain import pretrained_encoder
+
+    config = _flickr_tiny()
+    (tmp_path / "a").mkdir()
+    task = copy.copy(CAPTION_FLICKR8K.task)
+    task.encoder_state = pretrained_encoder(config, tmp_path / "a", print, progress=False)
+    fresh = task.build(CAPTION_FLICKR8K, config, data={}).encoder.state_dict()
+    assert all(torch.equal(fresh[k], v) for k, v in task.encoder_state.items())
+    scratch = CAPTION_FLICKR8K.task.build(CAPTION_FLICKR8K, config, data={}).encoder
+    assert not torch.equal(scratch.state_dict()["net.0.weight"], fresh["net.0.weight"])

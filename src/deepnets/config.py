@@ -504,6 +504,9 @@ ADDED_FIELDS: dict[str, Any] = {
     "eval_paths": 1,  # ram-mnist: scored on the policy's mean path alone
     "std_end": 0.0,  # ram-mnist: the policy's std stayed fixed
     "cosine_cycles": 1,  # a cosine schedule was one decay from lr to 0
+    "encoder_init": "scratch",  # caption-flickr8k: the encoder started from random weights
+    "encoder_epochs": 10,  # ... (its CIFAR-10 pre-training settings, unused from scratch)
+    "encoder_subset": 0,
 }
 # ... and fields every config once carried that only classifiers use; a saved config of another
 # experiment may hold them (with no effect on its run) and they are dropped when it is loaded.

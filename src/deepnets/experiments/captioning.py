@@ -83,6 +83,12 @@ class FlickrCaptionConfig(CaptionConfig):
     attn_size: int = 128
     dropout: float = 0.3
     max_decode: int = 24
+    # the encoder starts from random weights, or from CIFAR-10 classification (see
+    # deepnets.train.encoder_pretrain): encoder_epochs of it, on the first encoder_subset
+    # training images (0: all)
+    encoder_init: Literal["scratch", "cifar10"] = "scratch"
+    encoder_epochs: int = check(10, ge=1)
+    encoder_subset: int = check(0, ge=0)
 
 
 # --- caption-digits --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ A model for this task is a `deepnets.models.captioner.Captioner`.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import warnings
@@ -299,6 +300,29 @@ class Caption(GradientTask):
     def __init__(self, vocab, norm, picture, digit_words: tuple[str, ...] = ()):
         self.vocab, self.norm, self.picture = vocab, norm, picture
         self.digit_words = digit_words
+
+    def train(self, experiment, config, run, preset="custom", resume=False, progress=True,
+              log=engine.print_line) -> dict | None:  # fmt: skip
+        """Train on the engine; with `encoder_init=cifar10` the encoder starts from CIFAR-10
+        classification (pre-trained first, or found: deepnets.train.encoder_pretrain)."""
+        if getattr(config, "encoder_init", "scratch") == "scratch":
+            return super().train(experiment, config, run, preset, resume, progress, log)
+        from deepnets.train.distributed import is_main_process, launch, resolve_device
+        from deepnets.train.encoder_pretrain import pretrained_encoder
+
+        if is_main_process() and not resume:  # stopped while pre-training: resumed by its folder
+            run.write_config(experiment, preset, config, resolve_device(config.device), launch()[1])
+        task = copy.copy(self)
+        task.encoder_state = pretrained_encoder(config, run.path, log, progress)
+        resume = resume and run.has_checkpoint()
+        return GradientTask.train(task, experiment, config, run, preset, resume, progress, log)
+
+    def build(self, experiment, config, data):
+        model = super().build(experiment, config, data)
+        state = getattr(self, "encoder_state", None)
+        if data is not None and state is not None:  # a fresh run: the pre-trained encoder
+            model.encoder.load_state_dict(state)
+        return model
 
     def split_names(self, data) -> list[str]:
         return [s for s in ("train", "val", "test") if s in data]
