@@ -15,6 +15,9 @@ of its own, `<runs>/pretrained/caption-encoder-cifar10-<key>/`, with checkpoints
 epoch (a stopped pre-training resumes where it was). Each captioning run copies the encoder's
 weights into its own folder (`encoder-init.safetensors`) so that it stands alone.
 
+Two runs that need the same encoder at the same moment would race on its folder: let the first
+finish its pre-training before starting the next.
+
 Deviations: 32x32 images, where the captioner reads 64x64 or larger (a CIFAR object fills its
 frame; a Flickr8k subject fills a good part of it); CIFAR-10 is standardised by its own channel
 statistics, Flickr8k by its own.
@@ -116,9 +119,10 @@ def pretrained_encoder(
         with file_errors(folder, "create the pre-trained encoder's folder"):
             folder.mkdir(parents=True, exist_ok=True)
         log(f"pre-training the encoder on CIFAR-10 in {folder}")
+        experiment = _experiment(config)
         engine.train(
-            _experiment(config).task,
-            _experiment(config),
+            experiment.task,
+            experiment,
             pretrain_config(config),
             run,
             preset="caption-encoder",
