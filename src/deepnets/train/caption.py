@@ -37,7 +37,7 @@ from deepnets.data.augment import random_flip, random_translate
 from deepnets.models.captioner import attention_penalty
 from deepnets.models.seq2seq import beam_search, sequence_loss
 from deepnets.train import engine
-from deepnets.train.task import GradientTask, index_batches
+from deepnets.train.task import GradientTask, config_first, index_batches
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 CAPTIONS = "captions-test.txt"  # the run folder's test captions, one a line
@@ -307,14 +307,11 @@ class Caption(GradientTask):
         classification (pre-trained first, or found: deepnets.train.encoder_pretrain)."""
         if getattr(config, "encoder_init", "scratch") == "scratch":
             return super().train(experiment, config, run, preset, resume, progress, log)
-        from deepnets.train.distributed import is_main_process, launch, resolve_device
         from deepnets.train.encoder_pretrain import pretrained_encoder
 
-        if is_main_process() and not resume:  # stopped while pre-training: resumed by its folder
-            run.write_config(experiment, preset, config, resolve_device(config.device), launch()[1])
+        resume = config_first(experiment, config, run, preset, resume)
         task = copy.copy(self)
         task.encoder_state = pretrained_encoder(config, run.path, log, progress)
-        resume = resume and run.has_checkpoint()
         return GradientTask.train(task, experiment, config, run, preset, resume, progress, log)
 
     def build(self, experiment, config, data):

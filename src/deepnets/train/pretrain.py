@@ -56,7 +56,7 @@ from deepnets.train import engine
 from deepnets.train.classify import Classify
 from deepnets.train.distributed import is_main_process, launch, resolve_device
 from deepnets.train.engine import Log, print_line
-from deepnets.train.task import GradientTask, index_batches
+from deepnets.train.task import GradientTask, config_first, index_batches
 
 STACK = "pretrain"  # the run folder's copy of its pre-trained stack
 MEASURE_SIZE = 1000  # rows on which each epoch's reconstruction is measured (the `val` split)
@@ -357,8 +357,7 @@ class Pretrain(Classify):
         log: Log = print_line,
     ) -> dict | None:
         """Pre-train the stack (or find it), then fine-tune on the engine; the summary."""
-        if is_main_process() and not resume:  # a run stopped in pre-training resumes by its folder
-            run.write_config(experiment, preset, config, resolve_device(config.device), launch()[1])
+        resume = config_first(experiment, config, run, preset, resume)
         torch.manual_seed(config.seed)
         splits = experiment.load_data(config)
         finetune = Classify()
@@ -372,6 +371,4 @@ class Pretrain(Classify):
                 _link_stack(folder, run / STACK, len(stack))
             finetune = FineTune(self.layers, stack)
         loaded = dataclasses.replace(experiment, load_data=lambda c: splits)
-        return engine.train(
-            finetune, loaded, config, run, preset, resume and run.has_checkpoint(), progress, log
-        )
+        return engine.train(finetune, loaded, config, run, preset, resume, progress, log)

@@ -113,6 +113,17 @@ class GradientTask:
         raise NotImplementedError
 
 
+def config_first(experiment, config, run: RunDir, preset: str, resume: bool) -> bool:
+    """For a task with work before the engine starts (a pre-training): write config.json first,
+    so that a run stopped in that work resumes by its folder; return whether the engine then
+    resumes (only from a checkpoint)."""
+    from deepnets.train.distributed import is_main_process, launch, resolve_device
+
+    if is_main_process() and not resume:
+        run.write_config(experiment, preset, config, resolve_device(config.device), launch()[1])
+    return resume and run.has_checkpoint()
+
+
 def index_batches(
     n: int, config, generator: torch.Generator, ctx: Context
 ) -> Iterator[torch.Tensor]:
