@@ -321,7 +321,9 @@ CAPTION_FLICKR8K = Experiment(
         "`small` trains 16 epochs on batches of 16 training images, each with its 5 captions, "
         "every image mirrored left-right with probability 1/2 and shifted by up to 4 pixels "
         "each time it is drawn, and so do its baselines `small-noattn` and `small-blind` (the "
-        "blind decoder has no encoder to start from CIFAR-10). The rows with "
+        "blind decoder has no encoder to start from CIFAR-10): test BLEU-4 over seeds 0 and 1, "
+        "attention 13.69 +- 0.52, no attention 11.01 +- 0.26 (10.82 and 11.20), blind 7.91 +- "
+        "1.05 (8.65 and 7.17). The rows with "
         "`epochs=10,flip=False,max_shift=0,batch_by=caption,batch_size=64` trained the earlier "
         "recipe (10 epochs, batches of 64 (image, caption) pairs, no mirroring or shifts, the "
         "encoder from scratch): one seed each, attention 12.52, no attention 9.76, blind 6.13.",
