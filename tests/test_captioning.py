@@ -35,22 +35,27 @@ def conv_params(channels, in_ch):
 # --- the model ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("attention", [False, True])
-def test_shapes_exact_parameter_count_and_attention_sums_to_one(attention):
+# the three decoders: no attention, attention used at the output, attention fed to the LSTM
+DECODERS = [(False, False), (True, False), (True, True)]
+
+
+@pytest.mark.parametrize("attention,feed", DECODERS)
+def test_shapes_exact_parameter_count_and_attention_sums_to_one(attention, feed):
     vocab, channels, emb, hid, attn = 20, (4, 6, 8), 5, 7, 3
-    model = Captioner(vocab, 1, channels, emb, hid, attention, attn, 0.0)
+    model = Captioner(vocab, 1, channels, emb, hid, attention, attn, 0.0, feed_context=feed)
     images, tgt = torch.randn(2, 1, 24, 32), torch.randint(4, vocab, (2, 6))
     logits, weights = model(images, tgt)
     assert logits.shape == (2, 6, vocab)
     assert model.grid_shape(24, 32) == (6, 8)
-    decoder = vocab * emb + lstm_params(emb, hid) + hid * emb + emb + vocab
     d = channels[-1]
+    decoder = vocab * emb + lstm_params(emb + (d if feed else 0), hid) + hid * emb + emb + vocab
     if attention:
         assert weights.shape == (2, 6, 48)  # one weight per grid cell
         assert torch.allclose(weights.sum(-1), torch.ones(2, 6), atol=1e-6)
         assert (weights >= 0).all()
         extra = hid * attn + d * attn + attn + attn + (hid + d) * hid + hid  # W U v W_c
         extra += 2 * (d * hid + hid)  # init_h, init_c
+        extra += (hid + 1) if feed else 0  # the gate beta
     else:
         assert weights is None
         extra = 16 * d * emb + emb  # W_I over the 4x4-pooled map
@@ -58,10 +63,10 @@ def test_shapes_exact_parameter_count_and_attention_sums_to_one(attention):
     assert sum(p.numel() for p in model.parameters()) == expected
 
 
-@pytest.mark.parametrize("attention", [False, True])
-def test_one_backward_gives_every_parameter_a_finite_gradient(attention):
+@pytest.mark.parametrize("attention,feed", DECODERS)
+def test_one_backward_gives_every_parameter_a_finite_gradient(attention, feed):
     torch.manual_seed(0)
-    model = Captioner(15, 3, (4, 8), 6, 8, attention, 5, 0.1)
+    model = Captioner(15, 3, (4, 8), 6, 8, attention, 5, 0.1, feed_context=feed)
     tgt = torch.randint(4, 15, (3, 5))
     logits, weights = model(torch.randn(3, 3, 16, 16), tgt)
     loss = logits.logsumexp(-1).sum()
@@ -86,10 +91,11 @@ def _log_prob(model, image, tokens):
     return float(sum(logp[t, tok] for t, tok in enumerate(tokens)))
 
 
-@pytest.mark.parametrize("attention", [False, True])
-def test_beam_search_equals_exhaustive_search_on_a_tiny_vocabulary(attention):
+@pytest.mark.parametrize("attention,feed", DECODERS)
+def test_beam_search_equals_exhaustive_search_on_a_tiny_vocabulary(attention, feed):
+    # the search steps the decoder a word at a time; _log_prob runs it over whole captions
     torch.manual_seed(4)
-    model = Captioner(7, 1, (3, 4), 5, 6, attention, 4, 0.0).eval()
+    model = Captioner(7, 1, (3, 4), 5, 6, attention, 4, 0.0, feed_context=feed).eval()
     image = torch.randn(1, 1, 8, 8)
     lengths = torch.tensor([16])  # the 4x4 grid
     words, max_len, alpha = [4, 5, 6], 4, 0.7

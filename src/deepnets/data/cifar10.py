@@ -200,7 +200,8 @@ def _decoded_once(path: Path, sha256: str) -> Arrays:
             cached.unlink(missing_ok=True)  # a damaged cache is decoded again
     arrays = read_image_folder(path)
     cache.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(".partial.npz")
+    # a name of this process's own: two runs decoding at once must not write one file
+    partial = cached.with_suffix(f".{os.getpid()}.partial.npz")
     flat = {f"{split}_{k}": a for split, pair in arrays.items() for k, a in zip("xy", pair)}
     np.savez(partial, **flat)
     os.replace(partial, cached)

@@ -32,7 +32,14 @@ PEAK = Metric("peak_in_box", True, "attention peak in box", percent=True)
 
 @dataclass(frozen=True)
 class CaptionConfig(TrainConfig):
-    RULES = ((("blind", "attention"), lambda b, a: not (b and a), "blind needs attention=false"),)
+    RULES = (
+        (("blind", "attention"), lambda b, a: not (b and a), "blind needs attention=false"),
+        (
+            ("feed_context", "attention"),
+            lambda f, a: a or not f,
+            "feed_context needs attention=true (it feeds the attended context to the LSTM)",
+        ),
+    )
 
     attention: bool = True  # soft attention over the grid (Xu et al.); False: Vinyals et al.
     blind: bool = False  # the decoder never sees the image (a caption language model baseline)
@@ -40,6 +47,9 @@ class CaptionConfig(TrainConfig):
     emb_size: int = check(64, ge=1)  # word vector size
     hidden_size: int = check(128, ge=1)  # decoder LSTM units
     attn_size: int = check(64, ge=1)  # units of the additive alignment model
+    # Xu et al.'s decoder: attend from s_{t-1} and feed the gated context to the LSTM (True), or
+    # attend from s_t and use the context only for the output (False; see models/seq2seq.py)
+    feed_context: bool = False
     dropout: float = check(0.2, ge=0, lt=1)  # on embeddings and before the output
     attn_reg: float = check(1.0, ge=0)  # lambda of the doubly stochastic regulariser
     label_smoothing: float = check(0.0, ge=0, lt=1)  # of the training cross-entropy
@@ -146,7 +156,7 @@ def build_digits(config: DigitsCaptionConfig) -> nn.Module:
 
     return Captioner(
         len(_digits_vocab()), 1, config.channels, config.emb_size, config.hidden_size,
-        config.attention, config.attn_size, config.dropout, config.blind,
+        config.attention, config.attn_size, config.dropout, config.blind, config.feed_context,
     )  # fmt: skip
 
 
@@ -236,7 +246,7 @@ def build_flickr(config: FlickrCaptionConfig) -> nn.Module:
 
     return Captioner(
         config.vocab_size, 3, config.channels, config.emb_size, config.hidden_size,
-        config.attention, config.attn_size, config.dropout, config.blind,
+        config.attention, config.attn_size, config.dropout, config.blind, config.feed_context,
     )  # fmt: skip
 
 

@@ -72,6 +72,7 @@ class Captioner(nn.Module):
         attn_size: int = 64,
         dropout: float = 0.2,
         blind: bool = False,
+        feed_context: bool = False,
     ):
         super().__init__()
         if blind and attention:
@@ -79,7 +80,10 @@ class Captioner(nn.Module):
         self.blind = blind  # the decoder never sees the image: a caption language model
         self.encoder = ConvEncoder(in_channels, channels)
         d = self.encoder.out_channels
-        self.decoder = Decoder(vocab, emb, hidden, 1, dropout, d if attention else 0, attn_size)
+        self.decoder = Decoder(
+            vocab, emb, hidden, 1, dropout, d if attention else 0, attn_size,
+            feed_context=feed_context,
+        )  # fmt: skip
         if attention:
             self.init_h = nn.Linear(d, hidden)  # W_h
             self.init_c = nn.Linear(d, hidden)  # W_c0

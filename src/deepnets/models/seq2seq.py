@@ -88,18 +88,38 @@ class Decoder(nn.Module):
     sentence (B, 1, C) that enters every step, as in Cho et al. (2014):
         s_t = LSTM(s_{t-1}, [E y_{t-1}; c]),  o_t = tanh(W_c [s_t; c])
     so the decoder never has to carry the source in its state alone; c is still the only link
-    to the source."""
+    to the source.
+
+    With `feed_context` (attention only) the placement is Bahdanau et al.'s and Xu et al.'s: the
+    query is the previous state, and the context, scaled by Xu et al.'s gate, is the LSTM's input
+    too, so what was looked at enters the state that chooses the next words:
+        a_t = attention(s_{t-1}, m),  beta_t = sigmoid(w_b . s_{t-1} + b_b)
+        z_t = beta_t sum_j a_tj m_j,  s_t = LSTM(s_{t-1}, [E y_{t-1}; z_t])
+        o_t = tanh(W_c [s_t; z_t])
+    The LSTM then runs one step at a time, in training too."""
 
     def __init__(
-        self, vocab, emb, hidden, layers, dropout, memory_size=0, attn_size=256, context_size=0
+        self,
+        vocab,
+        emb,
+        hidden,
+        layers,
+        dropout,
+        memory_size=0,
+        attn_size=256,
+        context_size=0,
+        feed_context=False,
     ):
         super().__init__()
         if memory_size > 0 and context_size > 0:
             raise ValueError("a decoder attends over a memory or reads a fixed context, not both")
+        if feed_context and memory_size <= 0:
+            raise ValueError("feed_context needs a memory to attend over")
         self.context_size = context_size
+        self.feed_context = feed_context
         self.embed = nn.Embedding(vocab, emb, padding_idx=0)
         self.rnn = nn.LSTM(
-            emb + context_size,
+            emb + context_size + (memory_size if feed_context else 0),
             hidden,
             layers,
             batch_first=True,
@@ -109,6 +129,8 @@ class Decoder(nn.Module):
         self.attention = None
         if memory_size > 0:
             self.attention = AdditiveAttention(hidden, memory_size, attn_size)
+        if feed_context:
+            self.gate = nn.Linear(hidden, 1)  # beta_t (w_b, b_b)
         if memory_size > 0 or context_size > 0:
             self.combine = nn.Linear(hidden + memory_size + context_size, hidden)  # W_c
         self.proj = nn.Linear(hidden, emb)  # o_t to word-vector space
@@ -122,14 +144,31 @@ class Decoder(nn.Module):
         if self.context_size:
             context = memory[:, :1].expand(-1, tokens.shape[1], -1)  # c at every step: (B, T, C)
             x = torch.cat([x, context], dim=-1)
-        s, state = run_rnn(self.rnn, x, state)  # (B, T, H)
         weights = None
-        if self.attention is not None:
+        if self.feed_context:
+            s, state, context, weights = self._attend_then_step(x, state, memory, mask, keys)
+        else:
+            s, state = run_rnn(self.rnn, x, state)  # (B, T, H)
+        if self.attention is not None and not self.feed_context:
             context, weights = self.attention(s, memory, mask, keys)  # (B, T, M), (B, T, S)
         if context is not None:
             s = torch.tanh(self.combine(torch.cat([s, context], dim=-1)))  # o_t: (B, T, H)
         logits = self.proj(self.drop(s)) @ self.embed.weight.T + self.bias  # W_o = E W_p
         return logits, state, weights
+
+    def _attend_then_step(self, x, state, memory, mask, keys):
+        """feed_context's recurrence over x (B, T, E): the states s (B, T, H), the last state,
+        the gated contexts z (B, T, M) and the attention weights (B, T, S)."""
+        states, contexts, weights = [], [], []
+        for t in range(x.shape[1]):
+            previous = state[0][-1][:, None]  # s_{t-1}, top layer: (B, 1, H)
+            context, w = self.attention(previous, memory, mask, keys)  # (B, 1, M), (B, 1, S)
+            context = torch.sigmoid(self.gate(previous)) * context  # z_t
+            s, state = run_rnn(self.rnn, torch.cat([x[:, t : t + 1], context], dim=-1), state)
+            states.append(s)
+            contexts.append(context)
+            weights.append(w)
+        return torch.cat(states, 1), state, torch.cat(contexts, 1), torch.cat(weights, 1)
 
     def step(self, tokens, state, memory=None, mask=None, keys=None):
         """One step: tokens (N,) -> log-probabilities (N, V), new state, weights (N, S) or None."""
