@@ -349,15 +349,15 @@ def test_fig3_draws_a_map_per_word(tiny_run, tmp_path):
 
 
 @needs_mnist
-@pytest.mark.parametrize("batch_by", ["caption", "image"])
-def test_resume_is_bit_identical(tmp_path, monkeypatch, batch_by):
+@pytest.mark.parametrize("batch_by,feed", [("caption", False), ("image", False), ("image", True)])
+def test_resume_is_bit_identical(tmp_path, monkeypatch, batch_by, feed):
     import dataclasses
 
     from deepnets.experiments.captioning import CAPTION_DIGITS
 
     config = dataclasses.replace(
         CAPTION_DIGITS.preset("tiny"), epochs=2, train_scenes=128, test_scenes=8, val_scenes=8,
-        batch_by=batch_by,
+        batch_by=batch_by, feed_context=feed,
     )  # fmt: skip
     assert_resume_is_bit_identical(CAPTION_DIGITS, config, tmp_path, monkeypatch)
 

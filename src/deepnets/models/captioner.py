@@ -10,13 +10,16 @@ The decoder is the translation family's `deepnets.models.seq2seq.Decoder` (its m
 grid) and `beam_search` runs unchanged: `Captioner.encode(images, lengths)` returns what
 `Seq2Seq.encode` returns. `lengths` is only there for that signature; pass the grid size L.
 
-Deviations from the papers: the encoder is a small ConvNet trained here from scratch (the papers
-used ImageNet-trained GoogLeNet / VGG); the attention query is the current decoder state s_t
-and the output is tanh(W_c [s_t; c_t]) (the shared Decoder's placement, see seq2seq.py) rather
-than Xu et al.'s deep output from s_{t-1}, and there is no gating scalar beta; Vinyals et al.'s
-image embedding is the feature map average-pooled to 4x4 cells, flattened, through one linear
-layer (their GoogLeNet feature is a global pool of an ImageNet net; a global mean of this small
-net's map would erase the layout that the digit captions name).
+Deviations from the papers: the encoder is a small ConvNet trained here (from scratch or first on
+CIFAR-10, see deepnets.train.encoder_pretrain; the papers used ImageNet-trained GoogLeNet /
+VGG); by default the attention query is the current decoder state s_t and the context reaches
+only the output tanh(W_c [s_t; c_t]) (the shared Decoder's placement, see seq2seq.py);
+`feed_context=True` is Xu et al.'s placement (the query is s_{t-1}, the context is gated by
+their scalar beta and fed to the LSTM), still with the shared output tanh(W_c [s_t; z_t]) rather
+than their deep output layer; Vinyals et al.'s image embedding is the feature map average-pooled
+to 4x4 cells, flattened, through one linear layer (their GoogLeNet feature is a global pool of an
+ImageNet net; a global mean of this small net's map would erase the layout that the digit
+captions name).
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ class Captioner(nn.Module):
         h_0 = tanh(W_h mean_i a_i),  c_0 = tanh(W_c0 mean_i a_i)
         s_t = LSTM(s_{t-1}, E y_{t-1});  alpha_t = softmax_i(v^T tanh(W s_t + U a_i))
         z_t = sum_i alpha_ti a_i;  p(y_t | ...) = softmax(E W_p tanh(W_c [s_t; z_t]) + b)
+    or, with feed_context (Xu et al.'s placement), alpha_t from s_{t-1}, z_t gated by
+    beta_t = sigmoid(w_b . s_{t-1} + b_b) and s_t = LSTM(s_{t-1}, [E y_{t-1}; z_t]).
     Without attention (Vinyals et al.): x_{-1} = W_I pool(a), the feature map average-pooled
     to 4 x 4 and flattened (a global mean would erase where things are), is the LSTM's first input
     (from a zero state), the state after it starts the caption, and the image is never seen
