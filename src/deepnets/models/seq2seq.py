@@ -149,8 +149,8 @@ class Decoder(nn.Module):
             s, state, context, weights = self._attend_then_step(x, state, memory, mask, keys)
         else:
             s, state = run_rnn(self.rnn, x, state)  # (B, T, H)
-        if self.attention is not None and not self.feed_context:
-            context, weights = self.attention(s, memory, mask, keys)  # (B, T, M), (B, T, S)
+            if self.attention is not None:
+                context, weights = self.attention(s, memory, mask, keys)  # (B, T, M), (B, T, S)
         if context is not None:
             s = torch.tanh(self.combine(torch.cat([s, context], dim=-1)))  # o_t: (B, T, H)
         logits = self.proj(self.drop(s)) @ self.embed.weight.T + self.bias  # W_o = E W_p
